@@ -1,0 +1,735 @@
+#include "server/engine/screening.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "server/common/text.h"
+#include "server/engine/clinical_codes.h"
+
+namespace vigil {
+namespace {
+
+constexpr size_t kMaxSummaryBytes = 139;
+constexpr size_t kMaxReferenceInSummary = 48;
+
+// Cuts text to at most `max_bytes` on a UTF-8 boundary, ending with "...".
+std::string Clamp(absl::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) {
+    return std::string(text);
+  }
+  size_t cut = max_bytes - 3;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) {
+    --cut;
+  }
+  return absl::StrCat(text.substr(0, cut), "...");
+}
+
+// A medication of the check, proposed or current.
+struct Med {
+  const v1::MedicationOrder* order = nullptr;
+  bool proposed = false;
+  std::optional<DrugIndex> drug;
+};
+
+std::string ComparatorText(kb::v1::Comparator c) {
+  switch (c) {
+    case kb::v1::COMPARATOR_LESS_THAN:
+      return "under";
+    case kb::v1::COMPARATOR_LESS_OR_EQUAL:
+      return "at or under";
+    case kb::v1::COMPARATOR_GREATER_THAN:
+      return "over";
+    case kb::v1::COMPARATOR_GREATER_OR_EQUAL:
+      return "at or over";
+    default:
+      return "compared with";
+  }
+}
+
+bool Compare(kb::v1::Comparator c, double value, double threshold) {
+  switch (c) {
+    case kb::v1::COMPARATOR_LESS_THAN:
+      return value < threshold;
+    case kb::v1::COMPARATOR_LESS_OR_EQUAL:
+      return value <= threshold;
+    case kb::v1::COMPARATOR_GREATER_THAN:
+      return value > threshold;
+    case kb::v1::COMPARATOR_GREATER_OR_EQUAL:
+      return value >= threshold;
+    default:
+      return false;
+  }
+}
+
+std::string FormatNumber(double v) { return absl::StrFormat("%g", v); }
+
+class Screener {
+ public:
+  Screener(const KnowledgeBase& kb, const v1::Patient& patient,
+           const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed)
+      : kb_(kb), patient_(patient), review_mode_(proposed.empty()) {
+    for (const auto& order : proposed) {
+      meds_.push_back(Med{&order, true, kb_.FindDrug(order.drug())});
+    }
+    for (const auto& order : patient.medications()) {
+      // In review mode, the current list is screened as if proposed.
+      meds_.push_back(Med{&order, review_mode_, kb_.FindDrug(order.drug())});
+    }
+  }
+
+  ScreeningResult Run() {
+    CheckUnresolved();
+    CheckConditions();
+    CheckAllergies();
+    CheckInteractions();
+    CheckDuplicates();
+    CheckAdditiveEffects();
+    return Finish();
+  }
+
+ private:
+  v1::Alert& NewAlert(v1::AlertKind kind, v1::Severity severity, absl::string_view key) {
+    v1::Alert& alert = alerts_.emplace_back();
+    alert.set_id(MakeAlertId(patient_.id(), absl::StrCat(v1::AlertKind_Name(kind), "|", key)));
+    alert.set_kind(kind);
+    alert.set_severity(severity);
+    alert.set_involves_proposed(!review_mode_);
+    return alert;
+  }
+
+  void AddSources(v1::Alert& alert, const google::protobuf::RepeatedPtrField<std::string>& ids) {
+    for (const auto& id : ids) {
+      bool seen = false;
+      for (const auto& s : alert.sources()) {
+        seen = seen || s.id() == id;
+      }
+      if (seen) {
+        continue;
+      }
+      auto* ref = alert.add_sources();
+      ref->set_id(id);
+      if (const auto* source = kb_.FindSource(id); source != nullptr) {
+        ref->set_title(source->title());
+        ref->set_url(source->url());
+      }
+    }
+  }
+
+  void AddMedEvidence(v1::Alert& alert, const Med& med) {
+    auto* e = alert.add_evidence();
+    e->set_type(med.proposed && !review_mode_ ? v1::EVIDENCE_TYPE_PROPOSED_MEDICATION
+                                              : v1::EVIDENCE_TYPE_CURRENT_MEDICATION);
+    e->set_reference(med.order->drug());
+    std::string text = absl::StrCat(med.proposed && !review_mode_ ? "Proposed: " : "Current: ",
+                                    Clamp(med.order->drug(), 256));
+    if (med.drug.has_value()) {
+      absl::StrAppend(&text, " (", kb_.drug(*med.drug).proto.id(), ")");
+    }
+    e->set_description(text);
+  }
+
+  const std::string& DrugName(DrugIndex d) const { return kb_.drug(d).proto.name(); }
+
+  // Drugs that are screened: proposed (or, in review mode, all current).
+  std::vector<const Med*> ScreenedMeds() const {
+    std::vector<const Med*> out;
+    absl::flat_hash_set<DrugIndex> seen;
+    for (const auto& m : meds_) {
+      if (m.proposed && m.drug.has_value() && seen.insert(*m.drug).second) {
+        out.push_back(&m);
+      }
+    }
+    return out;
+  }
+
+  void CheckUnresolved() {
+    absl::flat_hash_set<std::string> seen;
+    for (const auto& m : meds_) {
+      if (m.drug.has_value()) {
+        continue;
+      }
+      const std::string key = NormalizeName(m.order->drug());
+      if (!seen.insert(key).second) {
+        continue;
+      }
+      const bool proposed = m.proposed && !review_mode_;
+      auto& alert = NewAlert(v1::ALERT_KIND_UNSCREENED_DRUG,
+                             proposed ? v1::SEVERITY_MAJOR : v1::SEVERITY_MODERATE, key);
+      const std::string ref = Clamp(m.order->drug(), kMaxReferenceInSummary);
+      if (proposed) {
+        alert.set_summary(Clamp(absl::StrCat("'", ref, "' is not in the knowledge base: it was NOT screened."), kMaxSummaryBytes));
+        alert.set_detail(
+            "Vigil could not resolve this medication reference to a drug of its knowledge base, so it was not "
+            "checked for contraindications, interactions, allergies or duplicate therapy.");
+        alert.set_recommendation(
+            "Check the spelling or send a knowledge-base id, name or code (system|code); otherwise review this drug "
+            "manually before ordering.");
+      } else {
+        alert.set_summary(Clamp(absl::StrCat("Current medication '", ref, "' is not in the knowledge base: not screened."), kMaxSummaryBytes));
+        alert.set_detail(
+            "Vigil could not resolve this current medication, so the other medications were not checked against it "
+            "for interactions or duplicate therapy.");
+        alert.set_recommendation("Review interactions with this medication manually.");
+      }
+      alert.add_unresolved_references(m.order->drug());
+      AddMedEvidence(alert, m);
+      unresolved_.push_back(m.order->drug());
+      incomplete_ = true;
+    }
+    // Drugs that are known but have no interaction data on file.
+    for (const Med* m : ScreenedMeds()) {
+      if (!kb_.InteractionsUnreviewed(*m->drug)) {
+        continue;
+      }
+      const auto& drug = kb_.drug(*m->drug).proto;
+      auto& alert = NewAlert(v1::ALERT_KIND_UNSCREENED_DRUG, v1::SEVERITY_MODERATE,
+                             absl::StrCat("no-interaction-data|", drug.id()));
+      alert.add_drug_ids(drug.id());
+      alert.set_summary(Clamp(absl::StrCat(drug.name(), " was not screened for interactions: no interaction data on file."), kMaxSummaryBytes));
+      alert.set_detail(
+          "The knowledge base knows this drug but no loaded source has interaction data for it, and it is not marked "
+          "as reviewed with none known. Its contraindications and allergies were screened.");
+      alert.set_recommendation("Check this drug's interactions in another reference before ordering.");
+      AddMedEvidence(alert, *m);
+      incomplete_ = true;
+    }
+  }
+
+  // Evaluates a condition set against the patient. Returns the matching
+  // facts; fills `unreadable` with facts that could not be compared.
+  std::vector<v1::Evidence> MatchConditionSet(const kb::v1::ConditionSet& set,
+                                              std::vector<v1::Evidence>* unreadable) const {
+    std::vector<v1::Evidence> matched;
+    for (const auto& condition : patient_.conditions()) {
+      const auto& coding = condition.code();
+      const std::string code = NormalizeCode(coding.system(), coding.code());
+      for (const auto& rule_code : set.codes()) {
+        if (rule_code.system() == coding.system() &&
+            CodeMatches(coding.system(), rule_code.code(), code)) {
+          v1::Evidence& e = matched.emplace_back();
+          e.set_type(v1::EVIDENCE_TYPE_CONDITION);
+          e.set_system(coding.system());
+          e.set_code(coding.code());
+          e.set_description(absl::StrCat("Condition ", coding.code(),
+                                         coding.display().empty() ? "" : absl::StrCat(" ", Clamp(coding.display(), 120)),
+                                         " (", rule_code.display(), ")"));
+          break;
+        }
+      }
+    }
+    for (const auto& threshold : set.labs()) {
+      for (const auto& lab : patient_.labs()) {
+        const auto& codes = threshold.loinc_codes();
+        if (std::find(codes.begin(), codes.end(), lab.code().code()) == codes.end()) {
+          continue;
+        }
+        const auto unit = CanonicalizeUnit(lab.unit());
+        if (!unit.has_value() || unit->unit != threshold.unit()) {
+          v1::Evidence& e = unreadable->emplace_back();
+          e.set_type(v1::EVIDENCE_TYPE_LAB);
+          e.set_system(kLoincSystem);
+          e.set_code(lab.code().code());
+          e.set_description(absl::StrCat(threshold.name(), " ", FormatNumber(lab.value()), " in unit '",
+                                         Clamp(lab.unit(), 40), "' cannot be compared with the threshold in ",
+                                         threshold.unit()));
+          continue;
+        }
+        const double value = lab.value() * unit->factor;
+        if (Compare(threshold.comparator(), value, threshold.value())) {
+          v1::Evidence& e = matched.emplace_back();
+          e.set_type(v1::EVIDENCE_TYPE_LAB);
+          e.set_system(kLoincSystem);
+          e.set_code(lab.code().code());
+          e.set_description(absl::StrCat(threshold.name(), " ", FormatNumber(value), " ", threshold.unit(),
+                                         " (LOINC ", lab.code().code(), ") is ",
+                                         ComparatorText(threshold.comparator()), " ",
+                                         FormatNumber(threshold.value())));
+        }
+      }
+    }
+    return matched;
+  }
+
+  void CheckConditions() {
+    const auto screened = ScreenedMeds();
+    // Conditions in a code system Vigil cannot match.
+    bool any_condition_rules = false;
+    for (const Med* m : screened) {
+      for (const auto& ci : kb_.drug(*m->drug).proto.contraindications()) {
+        any_condition_rules = any_condition_rules || !ci.condition_set().empty();
+      }
+    }
+    if (any_condition_rules) {
+      absl::flat_hash_set<std::string> seen;
+      for (const auto& condition : patient_.conditions()) {
+        const auto& coding = condition.code();
+        if (IsConditionSystem(coding.system()) || !seen.insert(coding.system() + "|" + coding.code()).second) {
+          continue;
+        }
+        auto& alert = NewAlert(v1::ALERT_KIND_INCOMPLETE_DATA, v1::SEVERITY_MODERATE,
+                               absl::StrCat("condition-system|", coding.system(), "|", coding.code()));
+        for (const Med* m : screened) {
+          alert.add_drug_ids(kb_.drug(*m->drug).proto.id());
+        }
+        alert.set_summary(Clamp(absl::StrCat("Condition ", Clamp(coding.code(), 24),
+                                             " is in an unsupported code system: not screened."), kMaxSummaryBytes));
+        alert.set_detail(absl::StrCat("Conditions are matched in ICD-10-CM and SNOMED CT. The condition '",
+                                      Clamp(coding.code(), 64), "' in system '", Clamp(coding.system(), 120),
+                                      "' could not be checked against the contraindications of the medications."));
+        alert.set_recommendation("Check this condition against the medications manually, or send it coded in ICD-10-CM or SNOMED CT.");
+        auto* e = alert.add_evidence();
+        e->set_type(v1::EVIDENCE_TYPE_CONDITION);
+        e->set_system(coding.system());
+        e->set_code(coding.code());
+        e->set_description(absl::StrCat("Condition ", Clamp(coding.code(), 64), " (", Clamp(coding.system(), 120), ")"));
+        incomplete_ = true;
+      }
+    }
+    for (const Med* m : screened) {
+      const auto& drug = kb_.drug(*m->drug).proto;
+      for (const auto& ci : drug.contraindications()) {
+        if (ci.condition_set().empty()) {
+          continue;
+        }
+        const auto* set = kb_.FindConditionSet(ci.condition_set());
+        if (set == nullptr) {
+          continue;  // The loader guarantees this does not happen.
+        }
+        std::vector<v1::Evidence> unreadable;
+        auto matched = MatchConditionSet(*set, &unreadable);
+        if (!matched.empty()) {
+          auto& alert = NewAlert(v1::ALERT_KIND_CONTRAINDICATION, ci.severity(), ci.id());
+          alert.add_drug_ids(drug.id());
+          alert.set_rule_id(ci.id());
+          alert.set_rule_origin("curated");
+          alert.set_summary(Clamp(ci.summary(), kMaxSummaryBytes));
+          alert.set_detail(ci.interpretation().empty()
+                               ? ci.detail()
+                               : absl::StrCat(ci.detail(), " Interpretation: ", ci.interpretation()));
+          alert.set_recommendation(ci.recommendation());
+          for (auto& e : matched) {
+            *alert.add_evidence() = std::move(e);
+          }
+          AddMedEvidence(alert, *m);
+          AddSources(alert, ci.sources());
+        } else if (!unreadable.empty()) {
+          const v1::Severity severity = std::min(ci.severity(), v1::SEVERITY_MAJOR);
+          auto& alert = NewAlert(v1::ALERT_KIND_INCOMPLETE_DATA, severity, absl::StrCat("lab-unit|", ci.id()));
+          alert.add_drug_ids(drug.id());
+          alert.set_rule_id(ci.id());
+          alert.set_rule_origin("curated");
+          alert.set_summary(Clamp(absl::StrCat("Could not check ", drug.name(), " against ", set->name(),
+                                               ": lab unit not recognised."), kMaxSummaryBytes));
+          alert.set_detail(absl::StrCat("A lab result this rule depends on is in a unit Vigil cannot convert, so the rule '",
+                                        ci.summary(), "' was not evaluated."));
+          alert.set_recommendation("Check the lab result against the rule manually, or resend it in a UCUM unit.");
+          for (auto& e : unreadable) {
+            *alert.add_evidence() = std::move(e);
+          }
+          AddMedEvidence(alert, *m);
+          AddSources(alert, ci.sources());
+          incomplete_ = true;
+        }
+      }
+    }
+  }
+
+  void CheckAllergies() {
+    const auto screened = ScreenedMeds();
+    if (screened.empty() && meds_.empty()) {
+      return;
+    }
+    for (const auto& allergy : patient_.allergies()) {
+      const auto target = kb_.Resolve(allergy.substance());
+      auto evidence = [&](v1::Alert& alert) {
+        auto* e = alert.add_evidence();
+        e->set_type(v1::EVIDENCE_TYPE_ALLERGY);
+        e->set_reference(allergy.substance());
+        std::string text = absl::StrCat("Allergy: ", Clamp(allergy.substance(), 120));
+        if (!allergy.reaction().empty()) {
+          absl::StrAppend(&text, " (reaction: ", Clamp(allergy.reaction(), 120), ")");
+        }
+        if (allergy.criticality() == v1::ALLERGY_CRITICALITY_HIGH) {
+          absl::StrAppend(&text, ", high criticality");
+        }
+        e->set_description(text);
+      };
+      if (target.kind == KnowledgeBase::Resolved::Kind::kNone) {
+        if (screened.empty()) {
+          continue;
+        }
+        auto& alert = NewAlert(v1::ALERT_KIND_INCOMPLETE_DATA, v1::SEVERITY_MODERATE,
+                               absl::StrCat("allergy-unknown|", NormalizeName(allergy.substance())));
+        for (const Med* m : screened) {
+          alert.add_drug_ids(kb_.drug(*m->drug).proto.id());
+        }
+        alert.set_summary(Clamp(absl::StrCat("Allergy to '", Clamp(allergy.substance(), kMaxReferenceInSummary),
+                                             "' is not in the knowledge base: not screened."), kMaxSummaryBytes));
+        alert.set_detail("Vigil could not resolve the allergy's substance to a drug or class, so the medications were not "
+                         "checked against it.");
+        alert.set_recommendation("Check the medications against this allergy manually, or record it by drug or class name.");
+        alert.add_unresolved_references(allergy.substance());
+        evidence(alert);
+        incomplete_ = true;
+        continue;
+      }
+      for (const Med* m : screened) {
+        const DrugIndex d = *m->drug;
+        const auto& drug = kb_.drug(d).proto;
+        const bool direct = target.kind == KnowledgeBase::Resolved::Kind::kDrug
+                                ? target.index == d
+                                : kb_.IsMember(d, target.index);
+        const std::string target_name = target.kind == KnowledgeBase::Resolved::Kind::kDrug
+                                            ? kb_.drug(target.index).proto.name()
+                                            : kb_.drug_class(target.index).proto.name();
+        if (direct) {
+          const kb::v1::Contraindication* hyper = nullptr;
+          for (const auto& ci : drug.contraindications()) {
+            if (ci.hypersensitivity()) {
+              hyper = &ci;
+            }
+          }
+          auto& alert = NewAlert(v1::ALERT_KIND_ALLERGY, v1::SEVERITY_CONTRAINDICATED,
+                                 absl::StrCat("direct|", drug.id(), "|", NormalizeName(allergy.substance())));
+          alert.add_drug_ids(drug.id());
+          alert.set_rule_origin("curated");
+          if (hyper != nullptr) {
+            alert.set_rule_id(hyper->id());
+            alert.set_summary(Clamp(hyper->summary(), kMaxSummaryBytes));
+            alert.set_detail(hyper->detail());
+            alert.set_recommendation(hyper->recommendation());
+            AddSources(alert, hyper->sources());
+          } else {
+            alert.set_summary(Clamp(absl::StrCat(drug.name(), ": the patient is allergic to ", target_name, "."), kMaxSummaryBytes));
+            alert.set_detail(absl::StrCat(drug.name(), " is ",
+                                          target.kind == KnowledgeBase::Resolved::Kind::kDrug
+                                              ? "the substance of a recorded allergy."
+                                              : absl::StrCat("a member of ", target_name, ", a class of a recorded allergy.")));
+            alert.set_recommendation("Do not give; choose an alternative outside the allergy's class.");
+            AddSources(alert, drug.sources());
+          }
+          evidence(alert);
+          AddMedEvidence(alert, *m);
+          continue;
+        }
+        // Declared cross-sensitivity between the allergy and the drug.
+        for (const auto& group : kb_.cross_sensitivities()) {
+          if (!std::binary_search(group.drugs.begin(), group.drugs.end(), d)) {
+            continue;
+          }
+          bool allergy_in_group = false;
+          if (target.kind == KnowledgeBase::Resolved::Kind::kDrug) {
+            allergy_in_group = std::binary_search(group.drugs.begin(), group.drugs.end(), target.index);
+          } else {
+            for (DrugIndex member : kb_.drug_class(target.index).members) {
+              allergy_in_group = allergy_in_group || std::binary_search(group.drugs.begin(), group.drugs.end(), member);
+            }
+          }
+          if (!allergy_in_group) {
+            continue;
+          }
+          auto& alert = NewAlert(v1::ALERT_KIND_ALLERGY, group.proto.severity(),
+                                 absl::StrCat("cross|", group.proto.id(), "|", drug.id(), "|",
+                                              NormalizeName(allergy.substance())));
+          alert.add_drug_ids(drug.id());
+          alert.set_rule_id(group.proto.id());
+          alert.set_rule_origin("curated");
+          alert.set_summary(Clamp(group.proto.summary(), kMaxSummaryBytes));
+          alert.set_detail(absl::StrCat(group.proto.detail(), " The patient is allergic to ", target_name, "."));
+          alert.set_recommendation(group.proto.recommendation());
+          evidence(alert);
+          AddMedEvidence(alert, *m);
+          AddSources(alert, group.proto.sources());
+          break;
+        }
+      }
+    }
+  }
+
+  void CheckInteractions() {
+    // Each unordered pair of distinct drugs, at least one screened.
+    std::set<std::pair<DrugIndex, DrugIndex>> done;
+    for (size_t i = 0; i < meds_.size(); ++i) {
+      const Med& p = meds_[i];
+      if (!p.proposed || !p.drug.has_value()) {
+        continue;
+      }
+      for (size_t j = 0; j < meds_.size(); ++j) {
+        const Med& x = meds_[j];
+        if (j == i || !x.drug.has_value() || *x.drug == *p.drug) {
+          continue;
+        }
+        const auto key = std::minmax(*p.drug, *x.drug);
+        if (!done.insert(key).second) {
+          continue;
+        }
+        PairAlert(p, x);
+      }
+    }
+  }
+
+  void PairAlert(const Med& p, const Med& x) {
+    const DrugIndex pd = *p.drug;
+    const DrugIndex xd = *x.drug;
+    std::vector<const InteractionEntry*> matched;
+    for (const RuleRef& ref : kb_.RulesFor(pd)) {
+      const auto& rule = kb_.interactions()[ref.rule];
+      if ((ref.side_a && kb_.SideContains(rule, false, xd)) || (ref.side_b && kb_.SideContains(rule, true, xd))) {
+        matched.push_back(&rule);
+      }
+    }
+    if (matched.empty()) {
+      return;
+    }
+    // Most severe first; then drug-specific over class rules; then id.
+    std::sort(matched.begin(), matched.end(), [](const InteractionEntry* a, const InteractionEntry* b) {
+      if (a->proto.severity() != b->proto.severity()) {
+        return a->proto.severity() > b->proto.severity();
+      }
+      if (a->drug_specific != b->drug_specific) {
+        return a->drug_specific;
+      }
+      return a->proto.id() < b->proto.id();
+    });
+    const auto& primary = matched.front()->proto;
+    const auto& pdrug = kb_.drug(pd).proto;
+    const auto& xdrug = kb_.drug(xd).proto;
+    std::vector<std::string> ids = {pdrug.id(), xdrug.id()};
+    std::sort(ids.begin(), ids.end());
+    auto& alert = NewAlert(v1::ALERT_KIND_DRUG_INTERACTION, primary.severity(), absl::StrJoin(ids, "+"));
+    alert.add_drug_ids(pdrug.id());
+    alert.add_drug_ids(xdrug.id());
+    alert.set_rule_id(primary.id());
+    alert.set_rule_origin(matched.front()->origin_name);
+    alert.set_summary(Clamp(primary.summary(), kMaxSummaryBytes));
+    std::string detail = absl::StrCat(pdrug.name(), " and ", xdrug.name(), ". ");
+    if (!primary.effect().empty()) {
+      absl::StrAppend(&detail, "Effect: ", primary.effect(), " ");
+    }
+    if (!primary.mechanism().empty()) {
+      absl::StrAppend(&detail, "Mechanism: ", primary.mechanism(), " ");
+    }
+    if (!primary.interpretation().empty()) {
+      absl::StrAppend(&detail, "Interpretation: ", primary.interpretation(), " ");
+    }
+    for (size_t k = 1; k < matched.size(); ++k) {
+      absl::StrAppend(&detail, "Also (", v1::Severity_Name(matched[k]->proto.severity()), ", rule ",
+                      matched[k]->proto.id(), "): ", matched[k]->proto.summary(), " ");
+    }
+    while (!detail.empty() && detail.back() == ' ') {
+      detail.pop_back();
+    }
+    alert.set_detail(detail);
+    alert.set_recommendation(primary.management());
+    AddMedEvidence(alert, p);
+    AddMedEvidence(alert, x);
+    for (const auto* rule : matched) {
+      AddSources(alert, rule->proto.sources());
+    }
+  }
+
+  void CheckDuplicates() {
+    // The same drug more than once.
+    absl::flat_hash_map<DrugIndex, std::vector<const Med*>> by_drug;
+    std::vector<DrugIndex> order;
+    for (const auto& m : meds_) {
+      if (m.drug.has_value()) {
+        auto& list = by_drug[*m.drug];
+        if (list.empty()) {
+          order.push_back(*m.drug);
+        }
+        list.push_back(&m);
+      }
+    }
+    for (DrugIndex d : order) {
+      const auto& list = by_drug[d];
+      const bool any_proposed = std::any_of(list.begin(), list.end(), [](const Med* m) { return m->proposed; });
+      if (list.size() < 2 || !any_proposed) {
+        continue;
+      }
+      const auto& drug = kb_.drug(d).proto;
+      auto& alert = NewAlert(v1::ALERT_KIND_DUPLICATE_THERAPY, v1::SEVERITY_MODERATE, absl::StrCat("same|", drug.id()));
+      alert.add_drug_ids(drug.id());
+      const bool already_current =
+          !review_mode_ && std::any_of(list.begin(), list.end(), [](const Med* m) { return !m->proposed; });
+      alert.set_summary(Clamp(already_current
+                                  ? absl::StrCat(drug.name(), " is already on the patient's current medication list.")
+                                  : absl::StrCat(drug.name(), " is listed ", list.size(), " times."),
+                              kMaxSummaryBytes));
+      alert.set_detail(absl::StrCat("The same drug appears ", list.size(),
+                                    " times among the proposed and current medications (references: ",
+                                    absl::StrJoin(list, ", ", [](std::string* out, const Med* m) {
+                                      absl::StrAppend(out, "'", Clamp(m->order->drug(), 64), "'");
+                                    }),
+                                    ")."));
+      alert.set_recommendation("Confirm that a second order of the same drug is intended; otherwise cancel one.");
+      for (const Med* m : list) {
+        AddMedEvidence(alert, *m);
+      }
+      AddSources(alert, drug.sources());
+    }
+    // Two different drugs of a duplicate-sensitive class.
+    for (ClassIndex c = 0; c < kb_.class_count(); ++c) {
+      const auto& cls = kb_.drug_class(c).proto;
+      if (!cls.duplicate_sensitive()) {
+        continue;
+      }
+      std::vector<DrugIndex> members;
+      bool any_proposed = false;
+      for (DrugIndex d : order) {
+        if (kb_.IsMember(d, c)) {
+          members.push_back(d);
+          for (const Med* m : by_drug[d]) {
+            any_proposed = any_proposed || m->proposed;
+          }
+        }
+      }
+      if (members.size() < 2 || !any_proposed) {
+        continue;
+      }
+      std::vector<std::string> ids;
+      std::vector<std::string> names;
+      for (DrugIndex d : members) {
+        ids.push_back(kb_.drug(d).proto.id());
+        names.push_back(kb_.drug(d).proto.name());
+      }
+      std::vector<std::string> sorted_ids = ids;
+      std::sort(sorted_ids.begin(), sorted_ids.end());
+      auto& alert = NewAlert(v1::ALERT_KIND_DUPLICATE_THERAPY, v1::SEVERITY_MODERATE,
+                             absl::StrCat("class|", cls.id(), "|", absl::StrJoin(sorted_ids, "+")));
+      for (const auto& id : ids) {
+        alert.add_drug_ids(id);
+      }
+      alert.set_rule_id(cls.id());
+      alert.set_rule_origin("curated");
+      alert.set_summary(Clamp(absl::StrCat("Duplicate therapy: ", members.size(), " ", cls.name(), " at once (",
+                                           absl::StrJoin(names, ", "), ")."),
+                              kMaxSummaryBytes));
+      alert.set_detail(absl::StrCat(absl::StrJoin(names, ", "), " all belong to ", cls.name(),
+                                    ", a class in which two drugs at once are usually duplicate therapy. ",
+                                    cls.description()));
+      alert.set_recommendation("Confirm that more than one drug of this class is intended (for example a cross-taper); otherwise stop one.");
+      for (DrugIndex d : members) {
+        AddMedEvidence(alert, *by_drug[d].front());
+      }
+      AddSources(alert, cls.sources());
+    }
+  }
+
+  void CheckAdditiveEffects() {
+    for (const auto& rule : kb_.additive_rules()) {
+      std::vector<DrugIndex> drugs;
+      std::vector<const Med*> first_med;
+      bool any_proposed = false;
+      for (const auto& m : meds_) {
+        if (!m.drug.has_value()) {
+          continue;
+        }
+        const auto& effects = kb_.drug(*m.drug).additive_effects;
+        if (!std::binary_search(effects.begin(), effects.end(), rule.effect())) {
+          continue;
+        }
+        any_proposed = any_proposed || m.proposed;
+        if (std::find(drugs.begin(), drugs.end(), *m.drug) == drugs.end()) {
+          drugs.push_back(*m.drug);
+          first_med.push_back(&m);
+        }
+      }
+      if (static_cast<int>(drugs.size()) < rule.min_drugs() || !any_proposed) {
+        continue;
+      }
+      std::vector<std::string> ids;
+      std::vector<std::string> names;
+      for (DrugIndex d : drugs) {
+        ids.push_back(kb_.drug(d).proto.id());
+        names.push_back(kb_.drug(d).proto.name());
+      }
+      std::vector<std::string> sorted_ids = ids;
+      std::sort(sorted_ids.begin(), sorted_ids.end());
+      auto& alert = NewAlert(v1::ALERT_KIND_DRUG_INTERACTION, rule.severity(),
+                             absl::StrCat("additive|", rule.id(), "|", absl::StrJoin(sorted_ids, "+")));
+      for (const auto& id : ids) {
+        alert.add_drug_ids(id);
+      }
+      alert.set_rule_id(rule.id());
+      alert.set_rule_origin("curated");
+      alert.set_summary(Clamp(rule.summary(), kMaxSummaryBytes));
+      alert.set_detail(absl::StrCat(drugs.size(), " drugs with the effect '", rule.effect(), "': ",
+                                    absl::StrJoin(names, ", "), ". ", rule.detail()));
+      alert.set_recommendation(rule.recommendation());
+      for (const Med* m : first_med) {
+        AddMedEvidence(alert, *m);
+      }
+      AddSources(alert, rule.sources());
+    }
+  }
+
+  ScreeningResult Finish() {
+    ScreeningResult result;
+    std::sort(alerts_.begin(), alerts_.end(), [](const v1::Alert& a, const v1::Alert& b) {
+      if (a.severity() != b.severity()) {
+        return a.severity() > b.severity();
+      }
+      if (a.kind() != b.kind()) {
+        return a.kind() < b.kind();
+      }
+      return a.id() < b.id();
+    });
+    // The same finding can be reached twice (e.g. a drug proposed twice):
+    // keep the first.
+    absl::flat_hash_set<std::string> ids;
+    for (auto& alert : alerts_) {
+      if (ids.insert(alert.id()).second) {
+        result.alerts.push_back(std::move(alert));
+      }
+    }
+    auto& summary = result.summary;
+    summary.set_alert_count(static_cast<int32_t>(result.alerts.size()));
+    absl::flat_hash_set<DrugIndex> seen;
+    for (const auto& m : meds_) {
+      if (m.drug.has_value() && seen.insert(*m.drug).second) {
+        summary.add_screened_drug_ids(kb_.drug(*m.drug).proto.id());
+      }
+    }
+    for (const auto& ref : unresolved_) {
+      summary.add_unresolved_references(ref);
+    }
+    summary.set_knowledge_base_version(kb_.version());
+    summary.set_complete(!incomplete_);
+    return result;
+  }
+
+  const KnowledgeBase& kb_;
+  const v1::Patient& patient_;
+  const bool review_mode_;
+  std::vector<Med> meds_;
+  std::vector<v1::Alert> alerts_;
+  std::vector<std::string> unresolved_;
+  bool incomplete_ = false;
+};
+
+}  // namespace
+
+std::string MakeAlertId(absl::string_view patient_id, absl::string_view finding_key) {
+  const std::string input = absl::StrCat(patient_id.size(), ":", patient_id, "|", finding_key);
+  const uint64_t h1 = StableHash64(input);
+  const uint64_t h2 = StableHash64(input, 0x84222325cbf29ce4ULL);
+  return absl::StrFormat("al-%016x%016x", h1, h2);
+}
+
+ScreeningResult Screen(const KnowledgeBase& kb, const v1::Patient& patient,
+                       const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed) {
+  return Screener(kb, patient, proposed).Run();
+}
+
+}  // namespace vigil

@@ -1,0 +1,212 @@
+#include "server/engine/validation.h"
+
+#include <cmath>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "server/common/text.h"
+#include "server/engine/clinical_codes.h"
+
+namespace vigil {
+namespace {
+
+absl::Status Invalid(absl::string_view path, absl::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat(path, ": ", message));
+}
+
+// Checks size and encoding of a string field.
+absl::Status CheckString(absl::string_view value, absl::string_view path, size_t max_bytes) {
+  if (value.size() > max_bytes) {
+    return Invalid(path, absl::StrCat("is ", value.size(), " bytes; at most ", max_bytes, " are allowed"));
+  }
+  if (!IsValidUtf8(value)) {
+    return Invalid(path, "is not valid UTF-8");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckRequired(absl::string_view value, absl::string_view path, size_t max_bytes) {
+  if (auto st = CheckString(value, path, max_bytes); !st.ok()) {
+    return st;
+  }
+  if (absl::StripAsciiWhitespace(value).empty()) {
+    return Invalid(path, "is required and is empty");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCoding(const v1::Coding& coding, const std::string& path) {
+  if (auto st = CheckRequired(coding.system(), path + ".system", kMaxIdBytes); !st.ok()) {
+    return st;
+  }
+  if (auto st = CheckRequired(coding.code(), path + ".code", kMaxIdBytes); !st.ok()) {
+    return st;
+  }
+  if (auto st = CheckString(coding.display(), path + ".display", kMaxStringBytes); !st.ok()) {
+    return st;
+  }
+  if (auto st = ValidateCode(coding.system(), coding.code()); !st.ok()) {
+    return Invalid(path + ".code", st.message());
+  }
+  return absl::OkStatus();
+}
+
+bool IsDate(absl::string_view s) {
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') {
+    return false;
+  }
+  for (size_t i : {0u, 1u, 2u, 3u, 5u, 6u, 8u, 9u}) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(s[i]))) {
+      return false;
+    }
+  }
+  const int month = (s[5] - '0') * 10 + (s[6] - '0');
+  const int day = (s[8] - '0') * 10 + (s[9] - '0');
+  return month >= 1 && month <= 12 && day >= 1 && day <= 31;
+}
+
+}  // namespace
+
+absl::Status ValidateMedicationOrder(const v1::MedicationOrder& order, const std::string& path) {
+  if (auto st = CheckRequired(order.drug(), path + ".drug", kMaxStringBytes); !st.ok()) {
+    return st;
+  }
+  if (auto st = CheckString(order.order_id(), path + ".order_id", kMaxIdBytes); !st.ok()) {
+    return st;
+  }
+  if (!std::isfinite(order.dose_value()) || order.dose_value() < 0) {
+    return Invalid(path + ".dose_value", "must be a finite number, 0 or more");
+  }
+  if (order.dose_value() > 0 && absl::StripAsciiWhitespace(order.dose_unit()).empty()) {
+    return Invalid(path + ".dose_unit", "is required when dose_value is given");
+  }
+  for (const auto& [value, name] :
+       {std::pair<const std::string&, const char*>{order.dose_unit(), ".dose_unit"},
+        {order.route(), ".route"},
+        {order.frequency(), ".frequency"}}) {
+    if (auto st = CheckString(value, path + name, kMaxStringBytes); !st.ok()) {
+      return st;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePatient(const v1::Patient& patient, const std::string& prefix) {
+  if (auto st = CheckString(patient.id(), prefix + ".id", kMaxIdBytes); !st.ok()) {
+    return st;
+  }
+  for (char c : patient.id()) {
+    if (static_cast<unsigned char>(c) < 0x20) {
+      return Invalid(prefix + ".id", "contains a control character");
+    }
+  }
+  if (patient.medications_size() > kMaxMedications) {
+    return Invalid(prefix + ".medications",
+                   absl::StrCat("has ", patient.medications_size(), " entries; at most ", kMaxMedications, " are allowed"));
+  }
+  if (patient.conditions_size() > kMaxConditions) {
+    return Invalid(prefix + ".conditions",
+                   absl::StrCat("has ", patient.conditions_size(), " entries; at most ", kMaxConditions, " are allowed"));
+  }
+  if (patient.allergies_size() > kMaxAllergies) {
+    return Invalid(prefix + ".allergies",
+                   absl::StrCat("has ", patient.allergies_size(), " entries; at most ", kMaxAllergies, " are allowed"));
+  }
+  if (patient.labs_size() > kMaxLabs) {
+    return Invalid(prefix + ".labs",
+                   absl::StrCat("has ", patient.labs_size(), " entries; at most ", kMaxLabs, " are allowed"));
+  }
+  for (int i = 0; i < patient.conditions_size(); ++i) {
+    const std::string path = absl::StrCat(prefix, ".conditions[", i, "].code");
+    if (!patient.conditions(i).has_code()) {
+      return Invalid(path, "is required");
+    }
+    if (auto st = ValidateCoding(patient.conditions(i).code(), path); !st.ok()) {
+      return st;
+    }
+  }
+  for (int i = 0; i < patient.allergies_size(); ++i) {
+    const auto& allergy = patient.allergies(i);
+    const std::string path = absl::StrCat(prefix, ".allergies[", i, "]");
+    if (auto st = CheckRequired(allergy.substance(), path + ".substance", kMaxStringBytes); !st.ok()) {
+      return st;
+    }
+    if (auto st = CheckString(allergy.reaction(), path + ".reaction", kMaxStringBytes); !st.ok()) {
+      return st;
+    }
+    if (!v1::AllergyCriticality_IsValid(allergy.criticality())) {
+      return Invalid(path + ".criticality", absl::StrCat("unknown value ", allergy.criticality()));
+    }
+  }
+  for (int i = 0; i < patient.medications_size(); ++i) {
+    if (auto st = ValidateMedicationOrder(patient.medications(i), absl::StrCat(prefix, ".medications[", i, "]"));
+        !st.ok()) {
+      return st;
+    }
+  }
+  for (int i = 0; i < patient.labs_size(); ++i) {
+    const auto& lab = patient.labs(i);
+    const std::string path = absl::StrCat(prefix, ".labs[", i, "]");
+    if (!lab.has_code()) {
+      return Invalid(path + ".code", "is required");
+    }
+    if (lab.code().system() != kLoincSystem) {
+      return Invalid(path + ".code.system",
+                     absl::StrCat("must be ", kLoincSystem, " (lab results are coded in LOINC)"));
+    }
+    if (auto st = ValidateCoding(lab.code(), path + ".code"); !st.ok()) {
+      return st;
+    }
+    if (!std::isfinite(lab.value())) {
+      return Invalid(path + ".value", "must be a finite number");
+    }
+    if (std::fabs(lab.value()) > 1e9) {
+      return Invalid(path + ".value", absl::StrCat(lab.value(), " is not a plausible lab value"));
+    }
+    if (auto st = CheckRequired(lab.unit(), path + ".unit", kMaxIdBytes); !st.ok()) {
+      return st;
+    }
+    if (auto st = CheckString(lab.effective_time(), path + ".effective_time", kMaxIdBytes); !st.ok()) {
+      return st;
+    }
+  }
+  if (!patient.birth_date().empty() && !IsDate(patient.birth_date())) {
+    return Invalid(prefix + ".birth_date", "must be a date as YYYY-MM-DD");
+  }
+  if (!v1::Sex_IsValid(patient.sex())) {
+    return Invalid(prefix + ".sex", absl::StrCat("unknown value ", patient.sex()));
+  }
+  if (!std::isfinite(patient.weight_kg()) || patient.weight_kg() < 0 || patient.weight_kg() > 1000) {
+    return Invalid(prefix + ".weight_kg", "must be a number from 0 (unknown) to 1000");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCheckRequest(const v1::CheckMedicationsRequest& request) {
+  if (!request.has_patient()) {
+    return Invalid("patient", "is required");
+  }
+  if (request.proposed_medications_size() > kMaxMedications) {
+    return Invalid("proposed_medications",
+                   absl::StrCat("has ", request.proposed_medications_size(), " entries; at most ",
+                                kMaxMedications, " are allowed"));
+  }
+  if (auto st = ValidatePatient(request.patient(), "patient"); !st.ok()) {
+    return st;
+  }
+  for (int i = 0; i < request.proposed_medications_size(); ++i) {
+    if (auto st = ValidateMedicationOrder(request.proposed_medications(i),
+                                          absl::StrCat("proposed_medications[", i, "]"));
+        !st.ok()) {
+      return st;
+    }
+  }
+  if (request.proposed_medications_size() == 0 && request.patient().medications_size() == 0) {
+    return Invalid("proposed_medications",
+                   "nothing to screen: give proposed_medications, or patient.medications to review the current list");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace vigil

@@ -1,0 +1,34 @@
+// Validation of requests before they reach the engine.
+#ifndef VIGIL_SERVER_ENGINE_VALIDATION_H_
+#define VIGIL_SERVER_ENGINE_VALIDATION_H_
+
+#include <cstddef>
+
+#include "absl/status/status.h"
+#include "vigil/v1/decision_support.pb.h"
+#include "vigil/v1/patient.pb.h"
+
+namespace vigil {
+
+// Limits on request sizes.
+inline constexpr int kMaxMedications = 500;
+inline constexpr int kMaxConditions = 500;
+inline constexpr int kMaxAllergies = 500;
+inline constexpr int kMaxLabs = 500;
+inline constexpr size_t kMaxStringBytes = 64 * 1024;
+inline constexpr size_t kMaxIdBytes = 256;
+
+// Validates a patient's context. `prefix` names the field in messages
+// ("patient"). Returns InvalidArgument whose message starts with the path of
+// the offending field, such as "patient.labs[2].unit: is empty".
+absl::Status ValidatePatient(const v1::Patient& patient, const std::string& prefix);
+
+// Validates one medication order at `path`.
+absl::Status ValidateMedicationOrder(const v1::MedicationOrder& order, const std::string& path);
+
+// Validates a CheckMedications request.
+absl::Status ValidateCheckRequest(const v1::CheckMedicationsRequest& request);
+
+}  // namespace vigil
+
+#endif  // VIGIL_SERVER_ENGINE_VALIDATION_H_

@@ -1,0 +1,205 @@
+#include "server/kb/catalog.h"
+
+#include <algorithm>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/common/text.h"
+
+namespace vigil {
+namespace {
+
+constexpr int kDefaultPageSize = 20;
+constexpr int kMaxPageSize = 100;
+
+void AddSourceRefs(const KnowledgeBase& kb, const google::protobuf::RepeatedPtrField<std::string>& ids,
+                   google::protobuf::RepeatedPtrField<v1::SourceRef>* out) {
+  for (const auto& id : ids) {
+    auto* ref = out->Add();
+    ref->set_id(id);
+    if (const auto* s = kb.FindSource(id); s != nullptr) {
+      ref->set_title(s->title());
+      ref->set_url(s->url());
+    }
+  }
+}
+
+std::string ParticipantName(const KnowledgeBase& kb, const kb::v1::Participant& p) {
+  if (p.has_drug()) {
+    if (auto d = kb.FindDrug(p.drug()); d.has_value()) {
+      return kb.drug(*d).proto.name();
+    }
+    return p.drug();
+  }
+  if (auto c = kb.FindClass(p.drug_class()); c.has_value()) {
+    return kb.drug_class(*c).proto.name();
+  }
+  return p.drug_class();
+}
+
+}  // namespace
+
+v1::Drug DescribeDrug(const KnowledgeBase& kb, DrugIndex d, bool full) {
+  const DrugEntry& entry = kb.drug(d);
+  const auto& drug = entry.proto;
+  v1::Drug out;
+  out.set_id(drug.id());
+  out.set_name(drug.name());
+  *out.mutable_synonyms() = drug.synonyms();
+  *out.mutable_brand_names() = drug.brand_names();
+  for (const auto& code : drug.codes()) {
+    auto* c = out.add_codes();
+    c->set_system(code.system());
+    c->set_code(code.code());
+    c->set_display(code.display());
+  }
+  for (ClassIndex ci : entry.all_classes) {
+    const auto& cls = kb.drug_class(ci).proto;
+    auto* ref = out.add_classes();
+    ref->set_id(cls.id());
+    ref->set_name(cls.name());
+    ref->set_inherited(std::find(drug.classes().begin(), drug.classes().end(), cls.id()) == drug.classes().end());
+  }
+  switch (drug.interaction_review()) {
+    case kb::v1::INTERACTION_REVIEW_REVIEWED:
+      out.set_interaction_screening(v1::INTERACTION_SCREENING_REVIEWED);
+      break;
+    case kb::v1::INTERACTION_REVIEW_REVIEWED_NONE_KNOWN:
+      out.set_interaction_screening(v1::INTERACTION_SCREENING_REVIEWED_NONE_KNOWN);
+      break;
+    default:
+      out.set_interaction_screening(kb.InteractionsUnreviewed(d) ? v1::INTERACTION_SCREENING_NOT_REVIEWED
+                                                                 : v1::INTERACTION_SCREENING_REVIEWED);
+  }
+  if (!full) {
+    return out;
+  }
+  out.set_mechanism(drug.mechanism());
+  for (const auto& ind : drug.indications()) {
+    out.add_indications(ind.description());
+  }
+  for (const auto& se : drug.side_effects()) {
+    auto* s = out.add_side_effects();
+    s->set_name(se.name());
+    s->set_frequency(static_cast<v1::SideEffectFrequency>(se.frequency()));
+  }
+  for (const auto& ci : drug.contraindications()) {
+    auto* c = out.add_contraindications();
+    c->set_id(ci.id());
+    c->set_severity(ci.severity());
+    c->set_summary(ci.summary());
+    c->set_recommendation(ci.recommendation());
+    c->set_interpretation(ci.interpretation());
+    if (ci.hypersensitivity()) {
+      c->set_condition("Hypersensitivity");
+    } else if (const auto* set = kb.FindConditionSet(ci.condition_set()); set != nullptr) {
+      c->set_condition(set->name());
+    }
+    AddSourceRefs(kb, ci.sources(), c->mutable_sources());
+  }
+  for (const RuleRef& ref : kb.RulesFor(d)) {
+    const auto& rule = kb.interactions()[ref.rule].proto;
+    auto* info = out.add_interactions();
+    info->set_id(rule.id());
+    info->set_severity(rule.severity());
+    info->set_summary(rule.summary());
+    info->set_management(rule.management());
+    // The other side of the rule, from this drug's point of view.
+    std::vector<std::string> others;
+    if (ref.side_a) {
+      for (const auto& p : rule.b()) {
+        others.push_back(ParticipantName(kb, p));
+      }
+    }
+    if (ref.side_b) {
+      for (const auto& p : rule.a()) {
+        others.push_back(ParticipantName(kb, p));
+      }
+    }
+    std::sort(others.begin(), others.end());
+    others.erase(std::unique(others.begin(), others.end()), others.end());
+    for (auto& o : others) {
+      info->add_interacts_with(std::move(o));
+    }
+    AddSourceRefs(kb, rule.sources(), info->mutable_sources());
+  }
+  AddSourceRefs(kb, drug.sources(), out.mutable_sources());
+  out.set_interpretation(drug.interpretation());
+  return out;
+}
+
+absl::StatusOr<v1::Drug> GetDrug(const KnowledgeBase& kb, const v1::GetDrugRequest& request) {
+  if (absl::StripAsciiWhitespace(request.name()).empty()) {
+    return absl::InvalidArgumentError("name: is required and is empty");
+  }
+  if (request.name().size() > 1024 || !IsValidUtf8(request.name())) {
+    return absl::InvalidArgumentError("name: must be valid UTF-8 of at most 1024 bytes");
+  }
+  const auto d = kb.FindDrug(request.name());
+  if (!d.has_value()) {
+    return absl::NotFoundError(absl::StrCat("name: no drug '", request.name().substr(0, 128),
+                                            "' in the knowledge base (try SearchDrugs)"));
+  }
+  return DescribeDrug(kb, *d, /*full=*/true);
+}
+
+absl::StatusOr<v1::SearchDrugsResponse> SearchDrugs(const KnowledgeBase& kb,
+                                                    const v1::SearchDrugsRequest& request) {
+  const std::string query = NormalizeName(request.query());
+  if (query.empty() && request.class_id().empty()) {
+    return absl::InvalidArgumentError("query: is required unless class_id is set");
+  }
+  if (request.query().size() > 1024 || !IsValidUtf8(request.query())) {
+    return absl::InvalidArgumentError("query: must be valid UTF-8 of at most 1024 bytes");
+  }
+  if (request.page_size() < 0 || request.page_size() > kMaxPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size: must be from 0 to ", kMaxPageSize));
+  }
+  std::optional<ClassIndex> cls;
+  if (!request.class_id().empty()) {
+    cls = kb.FindClass(request.class_id());
+    if (!cls.has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat("class_id: unknown class '", request.class_id().substr(0, 128), "'"));
+    }
+  }
+  size_t offset = 0;
+  if (!request.page_token().empty() && !absl::SimpleAtoi(request.page_token(), &offset)) {
+    return absl::InvalidArgumentError("page_token: is not a token from a previous response");
+  }
+  const int page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
+  std::vector<DrugIndex> hits;
+  for (DrugIndex d = 0; d < kb.drug_count(); ++d) {
+    if (cls.has_value() && !kb.IsMember(d, *cls)) {
+      continue;
+    }
+    const auto& drug = kb.drug(d).proto;
+    bool match = query.empty();
+    auto consider = [&](const std::string& name) { match = match || absl::StrContains(NormalizeName(name), query); };
+    consider(drug.id());
+    consider(drug.name());
+    for (const auto& s : drug.synonyms()) {
+      consider(s);
+    }
+    for (const auto& b : drug.brand_names()) {
+      consider(b);
+    }
+    if (match) {
+      hits.push_back(d);
+    }
+  }
+  std::sort(hits.begin(), hits.end(),
+            [&](DrugIndex a, DrugIndex b) { return kb.drug(a).proto.id() < kb.drug(b).proto.id(); });
+  v1::SearchDrugsResponse response;
+  for (size_t i = offset; i < hits.size() && i < offset + static_cast<size_t>(page_size); ++i) {
+    *response.add_drugs() = DescribeDrug(kb, hits[i], /*full=*/false);
+  }
+  if (offset + static_cast<size_t>(page_size) < hits.size()) {
+    response.set_next_page_token(absl::StrCat(offset + static_cast<size_t>(page_size)));
+  }
+  return response;
+}
+
+}  // namespace vigil

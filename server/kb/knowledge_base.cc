@@ -1,0 +1,89 @@
+#include "server/kb/knowledge_base.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "server/common/text.h"
+#include "server/engine/clinical_codes.h"
+
+namespace vigil {
+
+std::optional<DrugIndex> KnowledgeBase::FindDrug(absl::string_view reference) const {
+  const size_t bar = reference.find('|');
+  if (bar != absl::string_view::npos) {
+    const absl::string_view system = reference.substr(0, bar);
+    const absl::string_view code = reference.substr(bar + 1);
+    const auto it = drug_codes_.find(absl::StrCat(system, "|", NormalizeCode(system, code)));
+    if (it == drug_codes_.end()) {
+      return std::nullopt;
+    }
+    return it->second;
+  }
+  const auto it = drug_names_.find(NormalizeName(reference));
+  if (it == drug_names_.end()) {
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+std::optional<ClassIndex> KnowledgeBase::FindClass(absl::string_view reference) const {
+  const size_t bar = reference.find('|');
+  if (bar != absl::string_view::npos) {
+    const absl::string_view system = reference.substr(0, bar);
+    const absl::string_view code = reference.substr(bar + 1);
+    const auto it = class_codes_.find(absl::StrCat(system, "|", NormalizeCode(system, code)));
+    if (it == class_codes_.end()) {
+      return std::nullopt;
+    }
+    return it->second;
+  }
+  const auto it = class_names_.find(NormalizeName(reference));
+  if (it == class_names_.end()) {
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+KnowledgeBase::Resolved KnowledgeBase::Resolve(absl::string_view reference) const {
+  Resolved r;
+  if (auto d = FindDrug(reference); d.has_value()) {
+    r.kind = Resolved::Kind::kDrug;
+    r.index = *d;
+  } else if (auto c = FindClass(reference); c.has_value()) {
+    r.kind = Resolved::Kind::kClass;
+    r.index = *c;
+  }
+  return r;
+}
+
+bool KnowledgeBase::IsMember(DrugIndex d, ClassIndex c) const {
+  const auto& all = drugs_[d].all_classes;
+  return std::binary_search(all.begin(), all.end(), c);
+}
+
+bool KnowledgeBase::SideContains(const InteractionEntry& rule, bool side_a, DrugIndex d) const {
+  const auto r = static_cast<size_t>(&rule - interactions_.data());
+  const auto& side = side_a ? side_a_drugs_[r] : side_b_drugs_[r];
+  return std::binary_search(side.begin(), side.end(), d);
+}
+
+const kb::v1::ConditionSet* KnowledgeBase::FindConditionSet(absl::string_view id) const {
+  const auto it = condition_sets_.find(id);
+  return it == condition_sets_.end() ? nullptr : &it->second;
+}
+
+const kb::v1::Source* KnowledgeBase::FindSource(absl::string_view id) const {
+  const auto it = sources_.find(id);
+  return it == sources_.end() ? nullptr : &it->second;
+}
+
+bool KnowledgeBase::InteractionsUnreviewed(DrugIndex d) const {
+  const auto review = drugs_[d].proto.interaction_review();
+  if (review == kb::v1::INTERACTION_REVIEW_REVIEWED ||
+      review == kb::v1::INTERACTION_REVIEW_REVIEWED_NONE_KNOWN) {
+    return false;
+  }
+  return rules_by_drug_[d].empty();
+}
+
+}  // namespace vigil

@@ -1,0 +1,712 @@
+#include "server/kb/loader.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/text_format.h"
+#include "server/common/text.h"
+#include "server/engine/clinical_codes.h"
+
+namespace vigil {
+
+namespace fs = std::filesystem;
+using google::protobuf::TextFormat;
+
+namespace {
+
+constexpr size_t kMaxSummaryChars = 140;
+constexpr size_t kMaxReportedErrors = 100;
+
+// Collects text-format parse errors with their positions.
+class ErrorCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  explicit ErrorCollector(std::string file) : file_(std::move(file)) {}
+  void AddError(int line, int column,
+                const std::string& message) override {
+    errors_.push_back(absl::StrCat(file_, ":", line + 1, ":", column + 1, ": ", message));
+  }
+  void AddWarning(int line, int column,
+                  const std::string& message) override {
+    AddError(line, column, message);
+  }
+  const std::vector<std::string>& errors() const { return errors_; }
+
+ private:
+  std::string file_;
+  std::vector<std::string> errors_;
+};
+
+// A parsed file with the positions of its fields.
+struct ParsedFile {
+  std::string path;
+  kb::v1::KnowledgeBaseFile content;
+  std::unique_ptr<TextFormat::ParseInfoTree> tree;
+};
+
+// Locates the line (1-based) of `field[index]` inside `tree`, or 0.
+int LineOf(const TextFormat::ParseInfoTree* tree, const google::protobuf::Message& msg,
+           absl::string_view field, int index = -1) {
+  if (tree == nullptr) {
+    return 0;
+  }
+  const auto* fd = msg.GetDescriptor()->FindFieldByName(std::string(field));
+  if (fd == nullptr) {
+    return 0;
+  }
+  const auto loc = tree->GetLocation(fd, fd->is_repeated() ? std::max(index, 0) : -1);
+  return loc.line >= 0 ? loc.line + 1 : 0;
+}
+
+const TextFormat::ParseInfoTree* Nested(const TextFormat::ParseInfoTree* tree,
+                                        const google::protobuf::Message& msg,
+                                        absl::string_view field, int index) {
+  if (tree == nullptr) {
+    return nullptr;
+  }
+  const auto* fd = msg.GetDescriptor()->FindFieldByName(std::string(field));
+  if (fd == nullptr) {
+    return nullptr;
+  }
+  return tree->GetTreeForNested(fd, fd->is_repeated() ? index : -1);
+}
+
+bool IsSlug(absl::string_view id) {
+  if (id.empty() || id.size() > 128) {
+    return false;
+  }
+  if (!absl::ascii_islower(static_cast<unsigned char>(id[0])) &&
+      !absl::ascii_isdigit(static_cast<unsigned char>(id[0]))) {
+    return false;
+  }
+  for (char c : id) {
+    const auto u = static_cast<unsigned char>(c);
+    if (!(absl::ascii_islower(u) || absl::ascii_isdigit(u) || c == '-')) {
+      return false;
+    }
+  }
+  return id.back() != '-';
+}
+
+absl::StatusOr<std::vector<std::string>> ExpandPaths(const std::vector<std::string>& paths) {
+  std::vector<std::string> files;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      std::vector<std::string> in_dir;
+      for (const auto& entry : fs::directory_iterator(p, ec)) {
+        if (entry.is_regular_file() && entry.path().extension() == ".textproto") {
+          in_dir.push_back(entry.path().string());
+        }
+      }
+      if (ec) {
+        return absl::InvalidArgumentError(absl::StrCat(p, ": cannot list folder: ", ec.message()));
+      }
+      std::sort(in_dir.begin(), in_dir.end());
+      if (in_dir.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(p, ": folder has no .textproto files"));
+      }
+      files.insert(files.end(), in_dir.begin(), in_dir.end());
+    } else if (fs::is_regular_file(p, ec)) {
+      files.push_back(p);
+    } else {
+      return absl::NotFoundError(absl::StrCat(p, ": no such knowledge-base file or folder"));
+    }
+  }
+  if (files.empty()) {
+    return absl::InvalidArgumentError("no knowledge-base files given");
+  }
+  return files;
+}
+
+}  // namespace
+
+// Assembles a KnowledgeBase from parsed files, recording every problem.
+class KnowledgeBaseBuilder {
+ public:
+  void Add(ParsedFile file) { files_.push_back(std::move(file)); }
+
+  absl::StatusOr<std::shared_ptr<const KnowledgeBase>> Build();
+
+ private:
+  void Error(const std::string& file, int line, absl::string_view message) {
+    errors_.push_back(absl::StrCat(file, ":", line, ": ", message));
+  }
+  // `where` is "file:line".
+  void ErrorAt(const std::string& where, absl::string_view message) {
+    errors_.push_back(absl::StrCat(where, ": ", message));
+  }
+  void CheckSources(const ParsedFile& f, const google::protobuf::RepeatedPtrField<std::string>& ids,
+                    int line, absl::string_view what, bool required);
+  void CheckSummary(const ParsedFile& f, int line, absl::string_view what,
+                    absl::string_view summary);
+  void CheckSeverity(const ParsedFile& f, int line, absl::string_view what, int severity);
+  // Registers a rule id (interaction, contraindication, cross-sensitivity,
+  // additive rule), which share one namespace.
+  void RegisterRuleId(const ParsedFile& f, int line, const std::string& id);
+  void IndexDrugNames(KnowledgeBase& kb, DrugIndex d, const ParsedFile& f, int line);
+  void IndexClassNames(KnowledgeBase& kb, ClassIndex c, const ParsedFile& f, int line);
+  std::vector<DrugIndex> ExpandParticipants(
+      const KnowledgeBase& kb, const google::protobuf::RepeatedPtrField<kb::v1::Participant>& side,
+      const ParsedFile& f, int line, absl::string_view what);
+
+  std::vector<ParsedFile> files_;
+  std::vector<std::string> errors_;
+  absl::flat_hash_map<std::string, std::string> rule_ids_;  // id -> where
+  absl::flat_hash_set<std::string> source_ids_;
+};
+
+void KnowledgeBaseBuilder::CheckSources(const ParsedFile& f,
+                                        const google::protobuf::RepeatedPtrField<std::string>& ids,
+                                        int line, absl::string_view what, bool required) {
+  if (required && ids.empty()) {
+    Error(f.path, line, absl::StrCat(what, " cites no source"));
+  }
+  for (const auto& id : ids) {
+    if (!source_ids_.contains(id)) {
+      Error(f.path, line, absl::StrCat(what, " cites unknown source '", id, "'"));
+    }
+  }
+}
+
+void KnowledgeBaseBuilder::CheckSummary(const ParsedFile& f, int line, absl::string_view what,
+                                        absl::string_view summary) {
+  if (summary.empty()) {
+    Error(f.path, line, absl::StrCat(what, " has no summary"));
+  } else if (summary.size() >= kMaxSummaryChars) {
+    Error(f.path, line,
+          absl::StrCat(what, " summary is ", summary.size(), " characters; it must be under ",
+                       kMaxSummaryChars));
+  }
+}
+
+void KnowledgeBaseBuilder::CheckSeverity(const ParsedFile& f, int line, absl::string_view what,
+                                         int severity) {
+  if (severity <= 0 || !v1::Severity_IsValid(severity)) {
+    Error(f.path, line, absl::StrCat(what, " has no severity"));
+  }
+}
+
+void KnowledgeBaseBuilder::RegisterRuleId(const ParsedFile& f, int line, const std::string& id) {
+  if (!IsSlug(id)) {
+    Error(f.path, line, absl::StrCat("rule id '", id, "' is not a lowercase slug"));
+    return;
+  }
+  const std::string where = absl::StrCat(f.path, ":", line);
+  const auto [it, inserted] = rule_ids_.emplace(id, where);
+  if (!inserted) {
+    Error(f.path, line, absl::StrCat("duplicate rule id '", id, "' (first defined at ", it->second, ")"));
+  }
+}
+
+void KnowledgeBaseBuilder::IndexDrugNames(KnowledgeBase& kb, DrugIndex d, const ParsedFile& f,
+                                          int line) {
+  const auto& drug = kb.drugs_[d].proto;
+  std::vector<std::string> names = {drug.id(), drug.name()};
+  names.insert(names.end(), drug.synonyms().begin(), drug.synonyms().end());
+  names.insert(names.end(), drug.brand_names().begin(), drug.brand_names().end());
+  for (const auto& name : names) {
+    const std::string key = NormalizeName(name);
+    if (key.empty()) {
+      continue;
+    }
+    const auto [it, inserted] = kb.drug_names_.emplace(key, d);
+    if (!inserted && it->second != d) {
+      Error(f.path, line,
+            absl::StrCat("drug '", drug.id(), "': name '", name, "' is also a name of drug '",
+                         kb.drugs_[it->second].proto.id(), "'"));
+    }
+  }
+  for (const auto& code : drug.codes()) {
+    if (!IsDrugSystem(code.system())) {
+      Error(f.path, line,
+            absl::StrCat("drug '", drug.id(), "': code system '", code.system(),
+                         "' is not a drug code system (RxNorm or ATC)"));
+      continue;
+    }
+    if (auto st = ValidateCode(code.system(), code.code()); !st.ok()) {
+      Error(f.path, line, absl::StrCat("drug '", drug.id(), "': ", st.message()));
+      continue;
+    }
+    const std::string key = absl::StrCat(code.system(), "|", NormalizeCode(code.system(), code.code()));
+    const auto [it, inserted] = kb.drug_codes_.emplace(key, d);
+    if (!inserted && it->second != d) {
+      Error(f.path, line,
+            absl::StrCat("drug '", drug.id(), "': code ", key, " is also a code of drug '",
+                         kb.drugs_[it->second].proto.id(), "'"));
+    }
+  }
+}
+
+void KnowledgeBaseBuilder::IndexClassNames(KnowledgeBase& kb, ClassIndex c, const ParsedFile& f,
+                                           int line) {
+  const auto& cls = kb.classes_[c].proto;
+  std::vector<std::string> names = {cls.id(), cls.name()};
+  names.insert(names.end(), cls.synonyms().begin(), cls.synonyms().end());
+  for (const auto& name : names) {
+    const std::string key = NormalizeName(name);
+    if (key.empty()) {
+      continue;
+    }
+    const auto [it, inserted] = kb.class_names_.emplace(key, c);
+    if (!inserted && it->second != c) {
+      Error(f.path, line,
+            absl::StrCat("class '", cls.id(), "': name '", name, "' is also a name of class '",
+                         kb.classes_[it->second].proto.id(), "'"));
+    }
+  }
+  for (const auto& code : cls.codes()) {
+    if (auto st = ValidateCode(code.system(), code.code()); !st.ok()) {
+      Error(f.path, line, absl::StrCat("class '", cls.id(), "': ", st.message()));
+      continue;
+    }
+    kb.class_codes_.emplace(absl::StrCat(code.system(), "|", NormalizeCode(code.system(), code.code())), c);
+  }
+}
+
+std::vector<DrugIndex> KnowledgeBaseBuilder::ExpandParticipants(
+    const KnowledgeBase& kb, const google::protobuf::RepeatedPtrField<kb::v1::Participant>& side,
+    const ParsedFile& f, int line, absl::string_view what) {
+  std::vector<DrugIndex> out;
+  if (side.empty()) {
+    Error(f.path, line, absl::StrCat(what, " names no drug or class"));
+  }
+  for (const auto& p : side) {
+    switch (p.participant_case()) {
+      case kb::v1::Participant::kDrug: {
+        const auto it = kb.drug_names_.find(NormalizeName(p.drug()));
+        if (it == kb.drug_names_.end() || kb.drugs_[it->second].proto.id() != p.drug()) {
+          Error(f.path, line, absl::StrCat(what, " names unknown drug id '", p.drug(), "'"));
+        } else {
+          out.push_back(it->second);
+        }
+        break;
+      }
+      case kb::v1::Participant::kDrugClass: {
+        const auto it = kb.class_names_.find(NormalizeName(p.drug_class()));
+        if (it == kb.class_names_.end() || kb.classes_[it->second].proto.id() != p.drug_class()) {
+          Error(f.path, line, absl::StrCat(what, " names unknown class id '", p.drug_class(), "'"));
+        } else {
+          const auto& members = kb.classes_[it->second].members;
+          out.insert(out.end(), members.begin(), members.end());
+        }
+        break;
+      }
+      default:
+        Error(f.path, line, absl::StrCat(what, " has a participant with neither drug nor drug_class"));
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<const KnowledgeBase>> KnowledgeBaseBuilder::Build() {
+  auto kb = std::make_shared<KnowledgeBase>();
+
+  // Pass 1: sources, classes, condition sets, drugs (ids and names).
+  absl::flat_hash_map<std::string, std::string> condition_set_where;
+  absl::flat_hash_map<std::string, std::string> class_where;
+  absl::flat_hash_map<std::string, std::string> drug_where;
+  absl::flat_hash_map<std::string, std::string> source_where;
+  for (const auto& f : files_) {
+    const auto& c = f.content;
+    for (int i = 0; i < c.sources_size(); ++i) {
+      const auto& s = c.sources(i);
+      const int line = LineOf(f.tree.get(), c, "sources", i);
+      if (!IsSlug(s.id())) {
+        Error(f.path, line, absl::StrCat("source id '", s.id(), "' is not a lowercase slug"));
+        continue;
+      }
+      if (s.title().empty()) {
+        Error(f.path, line, absl::StrCat("source '", s.id(), "' has no title"));
+      }
+      const auto [it, inserted] = source_where.emplace(s.id(), absl::StrCat(f.path, ":", line));
+      if (!inserted) {
+        Error(f.path, line, absl::StrCat("duplicate source id '", s.id(), "' (first defined at ", it->second, ")"));
+        continue;
+      }
+      source_ids_.insert(s.id());
+      kb->sources_.emplace(s.id(), s);
+    }
+  }
+  for (const auto& f : files_) {
+    const auto& c = f.content;
+    for (int i = 0; i < c.classes_size(); ++i) {
+      const auto& cls = c.classes(i);
+      const int line = LineOf(f.tree.get(), c, "classes", i);
+      if (!IsSlug(cls.id())) {
+        Error(f.path, line, absl::StrCat("class id '", cls.id(), "' is not a lowercase slug"));
+        continue;
+      }
+      if (cls.name().empty()) {
+        Error(f.path, line, absl::StrCat("class '", cls.id(), "' has no name"));
+      }
+      const auto [it, inserted] = class_where.emplace(cls.id(), absl::StrCat(f.path, ":", line));
+      if (!inserted) {
+        Error(f.path, line, absl::StrCat("duplicate class id '", cls.id(), "' (first defined at ", it->second, ")"));
+        continue;
+      }
+      CheckSources(f, cls.sources(), line, absl::StrCat("class '", cls.id(), "'"), false);
+      const auto index = static_cast<ClassIndex>(kb->classes_.size());
+      kb->classes_.push_back(ClassEntry{cls, {}, {}});
+      IndexClassNames(*kb, index, f, line);
+    }
+    for (int i = 0; i < c.condition_sets_size(); ++i) {
+      const auto& cs = c.condition_sets(i);
+      const int line = LineOf(f.tree.get(), c, "condition_sets", i);
+      const std::string what = absl::StrCat("condition set '", cs.id(), "'");
+      if (!IsSlug(cs.id())) {
+        Error(f.path, line, absl::StrCat("condition set id '", cs.id(), "' is not a lowercase slug"));
+        continue;
+      }
+      const auto [it, inserted] = condition_set_where.emplace(cs.id(), absl::StrCat(f.path, ":", line));
+      if (!inserted) {
+        Error(f.path, line, absl::StrCat("duplicate condition set id '", cs.id(), "' (first defined at ", it->second, ")"));
+        continue;
+      }
+      if (cs.codes().empty() && cs.labs().empty()) {
+        Error(f.path, line, absl::StrCat(what, " has neither codes nor lab thresholds"));
+      }
+      kb::v1::ConditionSet normalized = cs;
+      const auto* tree = Nested(f.tree.get(), c, "condition_sets", i);
+      for (int k = 0; k < cs.codes_size(); ++k) {
+        const auto& code = cs.codes(k);
+        const int code_line = tree != nullptr ? LineOf(tree, cs, "codes", k) : line;
+        if (!IsConditionSystem(code.system())) {
+          Error(f.path, code_line,
+                absl::StrCat(what, ": code system '", code.system(),
+                             "' is not a condition code system (ICD-10-CM or SNOMED CT)"));
+        } else if (auto st = ValidateCode(code.system(), code.code()); !st.ok()) {
+          Error(f.path, code_line, absl::StrCat(what, ": ", st.message()));
+        }
+        normalized.mutable_codes(k)->set_code(NormalizeCode(code.system(), code.code()));
+      }
+      for (int k = 0; k < cs.labs_size(); ++k) {
+        const auto& lab = cs.labs(k);
+        const int lab_line = tree != nullptr ? LineOf(tree, cs, "labs", k) : line;
+        if (lab.loinc_codes().empty()) {
+          Error(f.path, lab_line, absl::StrCat(what, ": lab threshold has no LOINC code"));
+        }
+        for (const auto& loinc : lab.loinc_codes()) {
+          if (auto st = ValidateCode(kLoincSystem, loinc); !st.ok()) {
+            Error(f.path, lab_line, absl::StrCat(what, ": ", st.message()));
+          }
+        }
+        if (lab.comparator() == kb::v1::COMPARATOR_UNSPECIFIED) {
+          Error(f.path, lab_line, absl::StrCat(what, ": lab threshold has no comparator"));
+        }
+        if (!std::isfinite(lab.value()) || lab.value() < 0) {
+          Error(f.path, lab_line, absl::StrCat(what, ": lab threshold value must be a finite, non-negative number"));
+        }
+        const auto unit = CanonicalizeUnit(lab.unit());
+        if (!unit.has_value()) {
+          Error(f.path, lab_line, absl::StrCat(what, ": lab threshold unit '", lab.unit(), "' is not a unit Vigil can convert"));
+        } else {
+          // Store thresholds in canonical units so results compare directly.
+          normalized.mutable_labs(k)->set_unit(unit->unit);
+          normalized.mutable_labs(k)->set_value(lab.value() * unit->factor);
+        }
+      }
+      CheckSources(f, cs.sources(), line, what, false);
+      kb->condition_sets_.emplace(cs.id(), std::move(normalized));
+    }
+  }
+  // Class parents, cycles.
+  for (auto& entry : kb->classes_) {
+    for (const auto& parent : entry.proto.parents()) {
+      const auto it = kb->class_names_.find(NormalizeName(parent));
+      if (it == kb->class_names_.end() || kb->classes_[it->second].proto.id() != parent) {
+        ErrorAt(class_where[entry.proto.id()],
+              absl::StrCat("class '", entry.proto.id(), "' has unknown parent class '", parent, "'"));
+      } else {
+        entry.parents.push_back(it->second);
+      }
+    }
+  }
+  // Ancestor closure by depth-first search, detecting cycles.
+  std::vector<std::vector<ClassIndex>> ancestors(kb->classes_.size());
+  {
+    std::vector<int> state(kb->classes_.size(), 0);  // 0 new, 1 visiting, 2 done
+    std::function<void(ClassIndex)> visit = [&](ClassIndex c) {
+      if (state[c] == 2) {
+        return;
+      }
+      if (state[c] == 1) {
+        ErrorAt(class_where[kb->classes_[c].proto.id()],
+              absl::StrCat("class '", kb->classes_[c].proto.id(), "' is its own ancestor"));
+        return;
+      }
+      state[c] = 1;
+      std::vector<ClassIndex> acc = {c};
+      for (ClassIndex p : kb->classes_[c].parents) {
+        visit(p);
+        acc.insert(acc.end(), ancestors[p].begin(), ancestors[p].end());
+      }
+      std::sort(acc.begin(), acc.end());
+      acc.erase(std::unique(acc.begin(), acc.end()), acc.end());
+      ancestors[c] = std::move(acc);
+      state[c] = 2;
+    };
+    for (ClassIndex c = 0; c < kb->classes_.size(); ++c) {
+      visit(c);
+    }
+  }
+
+  // Drugs.
+  for (const auto& f : files_) {
+    const auto& c = f.content;
+    for (int i = 0; i < c.drugs_size(); ++i) {
+      const auto& drug = c.drugs(i);
+      const int line = LineOf(f.tree.get(), c, "drugs", i);
+      const std::string what = absl::StrCat("drug '", drug.id(), "'");
+      if (!IsSlug(drug.id())) {
+        Error(f.path, line, absl::StrCat("drug id '", drug.id(), "' is not a lowercase slug"));
+        continue;
+      }
+      if (drug.name().empty()) {
+        Error(f.path, line, absl::StrCat(what, " has no name"));
+      }
+      const auto [it, inserted] = drug_where.emplace(drug.id(), absl::StrCat(f.path, ":", line));
+      if (!inserted) {
+        Error(f.path, line, absl::StrCat("duplicate drug id '", drug.id(), "' (first defined at ", it->second, ")"));
+        continue;
+      }
+      CheckSources(f, drug.sources(), line, what, true);
+      DrugEntry entry;
+      entry.proto = drug;
+      entry.origin = Origin{f.path, line};
+      for (const auto& cls : drug.classes()) {
+        const auto cit = kb->class_names_.find(NormalizeName(cls));
+        if (cit == kb->class_names_.end() || kb->classes_[cit->second].proto.id() != cls) {
+          Error(f.path, line, absl::StrCat(what, " names unknown class '", cls, "'"));
+          continue;
+        }
+        const auto& anc = ancestors[cit->second];
+        entry.all_classes.insert(entry.all_classes.end(), anc.begin(), anc.end());
+      }
+      std::sort(entry.all_classes.begin(), entry.all_classes.end());
+      entry.all_classes.erase(std::unique(entry.all_classes.begin(), entry.all_classes.end()),
+                              entry.all_classes.end());
+      entry.additive_effects.assign(drug.additive_effects().begin(), drug.additive_effects().end());
+      for (ClassIndex ci : entry.all_classes) {
+        const auto& effects = kb->classes_[ci].proto.additive_effects();
+        entry.additive_effects.insert(entry.additive_effects.end(), effects.begin(), effects.end());
+      }
+      std::sort(entry.additive_effects.begin(), entry.additive_effects.end());
+      entry.additive_effects.erase(
+          std::unique(entry.additive_effects.begin(), entry.additive_effects.end()),
+          entry.additive_effects.end());
+      const auto* tree = Nested(f.tree.get(), c, "drugs", i);
+      for (int k = 0; k < drug.side_effects_size(); ++k) {
+        CheckSources(f, drug.side_effects(k).sources(),
+                     tree != nullptr ? LineOf(tree, drug, "side_effects", k) : line,
+                     absl::StrCat(what, " side effect '", drug.side_effects(k).name(), "'"), false);
+      }
+      for (int k = 0; k < drug.indications_size(); ++k) {
+        CheckSources(f, drug.indications(k).sources(),
+                     tree != nullptr ? LineOf(tree, drug, "indications", k) : line,
+                     absl::StrCat(what, " indication"), false);
+      }
+      for (int k = 0; k < drug.contraindications_size(); ++k) {
+        const auto& ci = drug.contraindications(k);
+        const int ci_line = tree != nullptr ? LineOf(tree, drug, "contraindications", k) : line;
+        const std::string ci_what = absl::StrCat(what, " contraindication '", ci.id(), "'");
+        RegisterRuleId(f, ci_line, ci.id());
+        const bool has_set = !ci.condition_set().empty();
+        if (has_set == ci.hypersensitivity()) {
+          Error(f.path, ci_line,
+                absl::StrCat(ci_what, " must set exactly one of condition_set and hypersensitivity"));
+        }
+        if (has_set && !condition_set_where.contains(ci.condition_set())) {
+          Error(f.path, ci_line,
+                absl::StrCat(ci_what, " names unknown condition set '", ci.condition_set(), "'"));
+        }
+        CheckSeverity(f, ci_line, ci_what, ci.severity());
+        CheckSummary(f, ci_line, ci_what, ci.summary());
+        CheckSources(f, ci.sources(), ci_line, ci_what, true);
+      }
+      const auto index = static_cast<DrugIndex>(kb->drugs_.size());
+      kb->drugs_.push_back(std::move(entry));
+      IndexDrugNames(*kb, index, f, line);
+    }
+  }
+  // Class membership.
+  for (DrugIndex d = 0; d < kb->drugs_.size(); ++d) {
+    for (ClassIndex ci : kb->drugs_[d].all_classes) {
+      kb->classes_[ci].members.push_back(d);
+    }
+  }
+
+  // Rules.
+  kb->rules_by_drug_.resize(kb->drugs_.size());
+  for (const auto& f : files_) {
+    const auto& c = f.content;
+    for (int i = 0; i < c.interactions_size(); ++i) {
+      const auto& rule = c.interactions(i);
+      const int line = LineOf(f.tree.get(), c, "interactions", i);
+      const std::string what = absl::StrCat("interaction '", rule.id(), "'");
+      RegisterRuleId(f, line, rule.id());
+      CheckSeverity(f, line, what, rule.severity());
+      CheckSummary(f, line, what, rule.summary());
+      CheckSources(f, rule.sources(), line, what, true);
+      if (rule.management().empty()) {
+        Error(f.path, line, absl::StrCat(what, " has no management text"));
+      }
+      auto side_a = ExpandParticipants(*kb, rule.a(), f, line, absl::StrCat(what, " side a"));
+      auto side_b = ExpandParticipants(*kb, rule.b(), f, line, absl::StrCat(what, " side b"));
+      const auto r = static_cast<uint32_t>(kb->interactions_.size());
+      InteractionEntry entry;
+      entry.proto = rule;
+      entry.origin_name = "curated";
+      entry.origin = Origin{f.path, line};
+      entry.drug_specific = true;
+      for (const auto& p : rule.a()) {
+        entry.drug_specific = entry.drug_specific && p.has_drug();
+      }
+      for (const auto& p : rule.b()) {
+        entry.drug_specific = entry.drug_specific && p.has_drug();
+      }
+      kb->interactions_.push_back(std::move(entry));
+      // Per-drug index: which side(s) each drug is on.
+      absl::flat_hash_map<DrugIndex, RuleRef> refs;
+      for (DrugIndex d : side_a) {
+        auto& ref = refs[d];
+        ref.rule = r;
+        ref.side_a = true;
+      }
+      for (DrugIndex d : side_b) {
+        auto& ref = refs[d];
+        ref.rule = r;
+        ref.side_b = true;
+      }
+      for (const auto& [d, ref] : refs) {
+        kb->rules_by_drug_[d].push_back(ref);
+      }
+      kb->side_a_drugs_.push_back(std::move(side_a));
+      kb->side_b_drugs_.push_back(std::move(side_b));
+    }
+    for (int i = 0; i < c.cross_sensitivities_size(); ++i) {
+      const auto& cs = c.cross_sensitivities(i);
+      const int line = LineOf(f.tree.get(), c, "cross_sensitivities", i);
+      const std::string what = absl::StrCat("cross-sensitivity '", cs.id(), "'");
+      RegisterRuleId(f, line, cs.id());
+      CheckSeverity(f, line, what, cs.severity());
+      CheckSummary(f, line, what, cs.summary());
+      CheckSources(f, cs.sources(), line, what, true);
+      if (cs.members_size() < 2) {
+        Error(f.path, line, absl::StrCat(what, " needs at least two members"));
+      }
+      CrossSensitivityEntry entry;
+      entry.proto = cs;
+      entry.drugs = ExpandParticipants(*kb, cs.members(), f, line, what);
+      kb->cross_sensitivities_.push_back(std::move(entry));
+    }
+    for (int i = 0; i < c.additive_effects_size(); ++i) {
+      const auto& rule = c.additive_effects(i);
+      const int line = LineOf(f.tree.get(), c, "additive_effects", i);
+      const std::string what = absl::StrCat("additive-effect rule '", rule.id(), "'");
+      RegisterRuleId(f, line, rule.id());
+      CheckSeverity(f, line, what, rule.severity());
+      CheckSummary(f, line, what, rule.summary());
+      CheckSources(f, rule.sources(), line, what, true);
+      if (rule.min_drugs() < 2) {
+        Error(f.path, line, absl::StrCat(what, " min_drugs must be at least 2"));
+      }
+      if (rule.effect().empty()) {
+        Error(f.path, line, absl::StrCat(what, " names no effect"));
+      }
+      kb->additive_rules_.push_back(rule);
+    }
+  }
+  for (auto& refs : kb->rules_by_drug_) {
+    std::sort(refs.begin(), refs.end(),
+              [](const RuleRef& x, const RuleRef& y) { return x.rule < y.rule; });
+  }
+
+  if (!errors_.empty()) {
+    std::vector<std::string> shown(
+        errors_.begin(), errors_.begin() + static_cast<std::ptrdiff_t>(std::min(errors_.size(), kMaxReportedErrors)));
+    std::string message = absl::StrCat("knowledge base refused: ", errors_.size(), " problem",
+                                       errors_.size() == 1 ? "" : "s", ":\n  ",
+                                       absl::StrJoin(shown, "\n  "));
+    if (errors_.size() > kMaxReportedErrors) {
+      absl::StrAppend(&message, "\n  ... and ", errors_.size() - kMaxReportedErrors, " more");
+    }
+    return absl::InvalidArgumentError(message);
+  }
+
+  // Version: digest over each file's name and deterministic serialization.
+  std::string digest_input;
+  for (const auto& f : files_) {
+    std::string bytes;
+    {
+      google::protobuf::io::StringOutputStream out(&bytes);
+      google::protobuf::io::CodedOutputStream coded(&out);
+      coded.SetSerializationDeterministic(true);
+      f.content.SerializeToCodedStream(&coded);
+    }
+    absl::StrAppend(&digest_input, fs::path(f.path).filename().string(), "\n", bytes.size(), "\n", bytes);
+    kb->files_.push_back(f.path);
+  }
+  kb->version_ = Sha256Hex(digest_input);
+  return std::shared_ptr<const KnowledgeBase>(std::move(kb));
+}
+
+absl::StatusOr<std::shared_ptr<const KnowledgeBase>> LoadKnowledgeBase(
+    const std::vector<std::string>& paths) {
+  auto files = ExpandPaths(paths);
+  if (!files.ok()) {
+    return files.status();
+  }
+  KnowledgeBaseBuilder builder;
+  std::vector<std::string> parse_errors;
+  for (const auto& path : *files) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      parse_errors.push_back(absl::StrCat(path, ": cannot be read"));
+      continue;
+    }
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    const std::string text = buffer.str();
+    ParsedFile parsed;
+    parsed.path = path;
+    parsed.tree = std::make_unique<TextFormat::ParseInfoTree>();
+    ErrorCollector collector(path);
+    TextFormat::Parser parser;
+    parser.RecordErrorsTo(&collector);
+    parser.WriteLocationsTo(parsed.tree.get());
+    if (!IsValidUtf8(text)) {
+      parse_errors.push_back(absl::StrCat(path, ": file is not valid UTF-8"));
+      continue;
+    }
+    if (!parser.ParseFromString(text, &parsed.content)) {
+      if (collector.errors().empty()) {
+        parse_errors.push_back(absl::StrCat(path, ": cannot be parsed"));
+      }
+      parse_errors.insert(parse_errors.end(), collector.errors().begin(), collector.errors().end());
+      continue;
+    }
+    builder.Add(std::move(parsed));
+  }
+  if (!parse_errors.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("knowledge base refused: ", parse_errors.size(), " problem",
+                     parse_errors.size() == 1 ? "" : "s", ":\n  ", absl::StrJoin(parse_errors, "\n  ")));
+  }
+  return builder.Build();
+}
+
+}  // namespace vigil
