@@ -1,1 +1,551 @@
-int main() { return 0; }
+// vigil: the command-line client of the Vigil decision-support server.
+//
+// Run `vigil help` for usage. Exit codes are meant for scripts:
+//   0  screened completely, no alerts        1  alerts, none major or worse
+//   2  at least one major or contraindicated  3  screening incomplete, nothing major
+//   64 usage error   65 request rejected (INVALID_ARGUMENT)   66 not found
+//   69 server unavailable or deadline exceeded   70 other error
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
+#include "vigil/v1/decision_support.grpc.pb.h"
+#include "vigil/v1/drug_catalog.grpc.pb.h"
+#include "client/demo.h"
+
+namespace {
+
+using vigil::v1::Alert;
+using vigil::v1::CheckMedicationsRequest;
+using vigil::v1::CheckMedicationsResponse;
+
+constexpr int kExitClean = 0;
+constexpr int kExitAlerts = 1;
+constexpr int kExitMajor = 2;
+constexpr int kExitIncomplete = 3;
+constexpr int kExitUsage = 64;
+constexpr int kExitRejected = 65;
+constexpr int kExitNotFound = 66;
+constexpr int kExitUnavailable = 69;
+constexpr int kExitError = 70;
+
+constexpr char kUsage[] = R"(usage: vigil [--server=HOST:PORT] [--json] [--timeout=SECONDS] COMMAND [ARGS]
+
+Commands:
+  check [OPTIONS] DRUG...   screen the proposed DRUGs for a patient
+      --patient=FILE        patient context as JSON (vigil.v1.Patient, e.g. {"id": "p1", "conditions": [...]})
+      --patient-id=ID       the patient's id (alert ids are stable per patient)
+      --condition=CODE      a condition: ICD-10-CM code (N18.4), or snomed:CODE, or SYSTEM|CODE
+      --allergy=SUBSTANCE   an allergy to a drug or class
+      --current=DRUG        a current medication
+      --lab=LOINC=VALUE UNIT  a lab result, e.g. --lab="62238-1=24 mL/min/{1.73_m2}"
+      --egfr=VALUE          shorthand for an eGFR (LOINC 62238-1) in mL/min/{1.73_m2}
+    With no DRUG, the current medications are reviewed as a whole.
+  drug NAME                 show a drug's monograph (id, name, brand or SYSTEM|CODE)
+  search TEXT [--class=ID]  find drugs by name
+  demo                      run the silperisone monograph's situations and check the alerts
+  help                      this text
+
+Options:
+  --server=HOST:PORT        server address (default 127.0.0.1:50051, or $VIGIL_SERVER)
+  --json                    print responses as JSON, one object a line
+  --timeout=SECONDS         deadline of each call (default 10)
+
+Exit codes: 0 no alerts; 1 alerts below major; 2 a major or contraindicated alert;
+3 screening incomplete (nothing major); 64 usage; 65 rejected request; 66 not found;
+69 server unavailable; 70 other error.
+)";
+
+struct Options {
+  std::string server = "127.0.0.1:50051";
+  bool json = false;
+  int timeout_seconds = 10;
+};
+
+int ExitForStatus(const grpc::Status& status) {
+  std::cerr << "error: " << status.error_code() << " " << status.error_message() << "\n";
+  switch (status.error_code()) {
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return kExitRejected;
+    case grpc::StatusCode::NOT_FOUND:
+      return kExitNotFound;
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return kExitUnavailable;
+    default:
+      return kExitError;
+  }
+}
+
+std::string ToJson(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  return out;
+}
+
+std::string SeverityLabel(vigil::v1::Severity s) {
+  switch (s) {
+    case vigil::v1::SEVERITY_CONTRAINDICATED:
+      return "CONTRAINDICATED";
+    case vigil::v1::SEVERITY_MAJOR:
+      return "MAJOR";
+    case vigil::v1::SEVERITY_MODERATE:
+      return "MODERATE";
+    case vigil::v1::SEVERITY_MINOR:
+      return "MINOR";
+    case vigil::v1::SEVERITY_INFO:
+      return "INFO";
+    default:
+      return "UNSPECIFIED";
+  }
+}
+
+std::string KindLabel(vigil::v1::AlertKind k) {
+  const std::string full = vigil::v1::AlertKind_Name(k);
+  const absl::string_view name = absl::StripPrefix(full, "ALERT_KIND_");
+  std::string out;
+  for (char c : name) {
+    out.push_back(c == '_' ? ' ' : static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  return out;
+}
+
+void PrintAlert(const Alert& alert) {
+  std::cout << SeverityLabel(alert.severity()) << "  " << KindLabel(alert.kind());
+  if (!alert.drug_ids().empty()) {
+    std::cout << "  [" << absl::StrJoin(alert.drug_ids(), ", ") << "]";
+  }
+  std::cout << "\n  " << alert.summary() << "\n";
+  for (const auto& e : alert.evidence()) {
+    std::cout << "  - " << e.description() << "\n";
+  }
+  if (!alert.detail().empty()) {
+    std::cout << "  Why: " << alert.detail() << "\n";
+  }
+  if (!alert.recommendation().empty()) {
+    std::cout << "  Do: " << alert.recommendation() << "\n";
+  }
+  for (const auto& s : alert.sources()) {
+    std::cout << "  Source: " << s.title() << (s.url().empty() ? "" : absl::StrCat(" <", s.url(), ">")) << "\n";
+  }
+  std::cout << "  (alert " << alert.id() << (alert.rule_id().empty() ? "" : absl::StrCat(", rule ", alert.rule_id()))
+            << ")\n";
+}
+
+// The outcome of one check call.
+struct CheckOutcome {
+  grpc::Status status;
+  std::vector<Alert> alerts;
+  std::optional<vigil::v1::CheckSummary> summary;
+};
+
+CheckOutcome RunCheck(vigil::v1::DecisionSupport::Stub& stub, const Options& options,
+                      const CheckMedicationsRequest& request, bool print) {
+  CheckOutcome outcome;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(options.timeout_seconds));
+  auto reader = stub.CheckMedications(&context, request);
+  CheckMedicationsResponse response;
+  while (reader->Read(&response)) {
+    if (print && options.json) {
+      std::cout << ToJson(response) << "\n";
+    }
+    if (response.has_alert()) {
+      if (print && !options.json) {
+        PrintAlert(response.alert());
+        std::cout << "\n";
+      }
+      outcome.alerts.push_back(response.alert());
+    } else if (response.has_summary()) {
+      outcome.summary = response.summary();
+    }
+  }
+  outcome.status = reader->Finish();
+  return outcome;
+}
+
+int ExitForOutcome(const CheckOutcome& outcome) {
+  if (!outcome.status.ok()) {
+    return ExitForStatus(outcome.status);
+  }
+  if (!outcome.summary.has_value()) {
+    std::cerr << "error: the stream ended without a summary; treat the result as not screened\n";
+    return kExitError;
+  }
+  bool major = false;
+  for (const auto& a : outcome.alerts) {
+    major = major || a.severity() >= vigil::v1::SEVERITY_MAJOR;
+  }
+  if (major) {
+    return kExitMajor;
+  }
+  if (!outcome.summary->complete()) {
+    return kExitIncomplete;
+  }
+  return outcome.alerts.empty() ? kExitClean : kExitAlerts;
+}
+
+void PrintSummary(const vigil::v1::CheckSummary& summary) {
+  std::cout << summary.alert_count() << " alert" << (summary.alert_count() == 1 ? "" : "s")
+            << "; screened: " << (summary.screened_drug_ids().empty() ? "none" : absl::StrJoin(summary.screened_drug_ids(), ", "));
+  if (!summary.unresolved_references().empty()) {
+    std::cout << "; NOT screened: " << absl::StrJoin(summary.unresolved_references(), ", ");
+  }
+  std::cout << "; knowledge base " << summary.knowledge_base_version().substr(0, 12)
+            << (summary.complete() ? "; screening complete" : "; SCREENING INCOMPLETE") << "\n";
+}
+
+// Parses "--name=value" at argv[i]; returns the value when the name matches.
+std::optional<std::string> FlagValue(const std::string& arg, absl::string_view name) {
+  const std::string prefix = absl::StrCat("--", name, "=");
+  if (absl::StartsWith(arg, prefix)) {
+    return arg.substr(prefix.size());
+  }
+  return std::nullopt;
+}
+
+bool ParseCondition(const std::string& text, vigil::v1::Coding* coding) {
+  std::string system = "http://hl7.org/fhir/sid/icd-10-cm";
+  std::string code = text;
+  if (const size_t bar = text.find('|'); bar != std::string::npos) {
+    system = text.substr(0, bar);
+    code = text.substr(bar + 1);
+  } else if (absl::StartsWith(text, "snomed:")) {
+    system = "http://snomed.info/sct";
+    code = text.substr(7);
+  } else if (absl::StartsWith(text, "icd10cm:")) {
+    code = text.substr(8);
+  }
+  coding->set_system(system);
+  coding->set_code(code);
+  return !code.empty();
+}
+
+bool ParseLab(const std::string& text, vigil::v1::LabResult* lab) {
+  const size_t eq = text.find('=');
+  if (eq == std::string::npos) {
+    return false;
+  }
+  const std::string rest = text.substr(eq + 1);
+  const size_t space = rest.find(' ');
+  double value = 0;
+  if (space == std::string::npos || !absl::SimpleAtod(rest.substr(0, space), &value)) {
+    return false;
+  }
+  lab->mutable_code()->set_system("http://loinc.org");
+  lab->mutable_code()->set_code(text.substr(0, eq));
+  lab->set_value(value);
+  lab->set_unit(std::string(absl::StripAsciiWhitespace(rest.substr(space + 1))));
+  return true;
+}
+
+int CommandCheck(const Options& options, const std::vector<std::string>& args,
+                 vigil::v1::DecisionSupport::Stub& stub) {
+  CheckMedicationsRequest request;
+  auto* patient = request.mutable_patient();
+  for (const auto& arg : args) {
+    if (auto v = FlagValue(arg, "patient")) {
+      std::ifstream in(*v);
+      if (!in) {
+        std::cerr << "error: cannot read patient file " << *v << "\n";
+        return kExitUsage;
+      }
+      std::stringstream buffer;
+      buffer << in.rdbuf();
+      const auto st = google::protobuf::util::JsonStringToMessage(buffer.str(), patient);
+      if (!st.ok()) {
+        std::cerr << "error: " << *v << " is not a vigil.v1.Patient in JSON: " << st.message() << "\n";
+        return kExitUsage;
+      }
+    }
+  }
+  for (const auto& arg : args) {
+    if (FlagValue(arg, "patient")) {
+      continue;
+    } else if (auto pid = FlagValue(arg, "patient-id")) {
+      patient->set_id(*pid);
+    } else if (auto cond = FlagValue(arg, "condition")) {
+      if (!ParseCondition(*cond, patient->add_conditions()->mutable_code())) {
+        std::cerr << "error: --condition needs a code\n";
+        return kExitUsage;
+      }
+    } else if (auto allergy = FlagValue(arg, "allergy")) {
+      patient->add_allergies()->set_substance(*allergy);
+    } else if (auto current = FlagValue(arg, "current")) {
+      patient->add_medications()->set_drug(*current);
+    } else if (auto lab = FlagValue(arg, "lab")) {
+      if (!ParseLab(*lab, patient->add_labs())) {
+        std::cerr << "error: --lab must look like LOINC=VALUE UNIT, e.g. \"62238-1=24 mL/min/{1.73_m2}\"\n";
+        return kExitUsage;
+      }
+    } else if (auto egfr = FlagValue(arg, "egfr")) {
+      if (!ParseLab(absl::StrCat("62238-1=", *egfr, " mL/min/{1.73_m2}"), patient->add_labs())) {
+        std::cerr << "error: --egfr needs a number\n";
+        return kExitUsage;
+      }
+    } else if (absl::StartsWith(arg, "--")) {
+      std::cerr << "error: unknown option " << arg << " for check\n";
+      return kExitUsage;
+    } else {
+      request.add_proposed_medications()->set_drug(arg);
+    }
+  }
+  const CheckOutcome outcome = RunCheck(stub, options, request, /*print=*/true);
+  if (outcome.status.ok() && outcome.summary.has_value() && !options.json) {
+    PrintSummary(*outcome.summary);
+  }
+  return ExitForOutcome(outcome);
+}
+
+int CommandDrug(const Options& options, const std::vector<std::string>& args,
+                vigil::v1::DrugCatalog::Stub& stub) {
+  if (args.size() != 1) {
+    std::cerr << "usage: vigil drug NAME\n";
+    return kExitUsage;
+  }
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(options.timeout_seconds));
+  vigil::v1::GetDrugRequest request;
+  request.set_name(args[0]);
+  vigil::v1::Drug drug;
+  const auto status = stub.GetDrug(&context, request, &drug);
+  if (!status.ok()) {
+    return ExitForStatus(status);
+  }
+  if (options.json) {
+    std::cout << ToJson(drug) << "\n";
+    return kExitClean;
+  }
+  std::cout << drug.name() << " (" << drug.id() << ")\n";
+  if (!drug.synonyms().empty()) {
+    std::cout << "  Also: " << absl::StrJoin(drug.synonyms(), ", ") << "\n";
+  }
+  if (!drug.brand_names().empty()) {
+    std::cout << "  Brands: " << absl::StrJoin(drug.brand_names(), ", ") << "\n";
+  }
+  std::vector<std::string> classes;
+  for (const auto& c : drug.classes()) {
+    classes.push_back(c.name());
+  }
+  std::cout << "  Classes: " << absl::StrJoin(classes, "; ") << "\n";
+  if (!drug.mechanism().empty()) {
+    std::cout << "  Mechanism: " << drug.mechanism() << "\n";
+  }
+  if (!drug.indications().empty()) {
+    std::cout << "  Indications: " << absl::StrJoin(drug.indications(), "; ") << "\n";
+  }
+  if (!drug.side_effects().empty()) {
+    std::cout << "  Side effects:\n";
+    for (const auto& se : drug.side_effects()) {
+      const std::string freq = vigil::v1::SideEffectFrequency_Name(se.frequency());
+      std::cout << "    " << se.name() << " ("
+                << absl::StrReplaceAll(absl::AsciiStrToLower(absl::StripPrefix(freq, "SIDE_EFFECT_FREQUENCY_")),
+                                        {{"_", " "}})
+                << ")\n";
+    }
+  }
+  if (!drug.contraindications().empty()) {
+    std::cout << "  Contraindications and warnings:\n";
+    for (const auto& ci : drug.contraindications()) {
+      std::cout << "    " << SeverityLabel(ci.severity()) << "  " << ci.condition() << ": " << ci.summary() << "\n";
+    }
+  }
+  if (!drug.interactions().empty()) {
+    std::cout << "  Interactions:\n";
+    for (const auto& ix : drug.interactions()) {
+      std::cout << "    " << SeverityLabel(ix.severity()) << "  with " << absl::StrJoin(ix.interacts_with(), ", ")
+                << ": " << ix.summary() << "\n";
+    }
+  }
+  std::vector<std::string> sources;
+  for (const auto& s : drug.sources()) {
+    sources.push_back(s.title());
+  }
+  std::cout << "  Sources: " << absl::StrJoin(sources, "; ") << "\n";
+  return kExitClean;
+}
+
+int CommandSearch(const Options& options, const std::vector<std::string>& args,
+                  vigil::v1::DrugCatalog::Stub& stub) {
+  vigil::v1::SearchDrugsRequest request;
+  for (const auto& arg : args) {
+    if (auto v = FlagValue(arg, "class")) {
+      request.set_class_id(*v);
+    } else {
+      request.set_query(request.query().empty() ? arg : absl::StrCat(request.query(), " ", arg));
+    }
+  }
+  request.set_page_size(100);
+  while (true) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(options.timeout_seconds));
+    vigil::v1::SearchDrugsResponse response;
+    const auto status = stub.SearchDrugs(&context, request, &response);
+    if (!status.ok()) {
+      return ExitForStatus(status);
+    }
+    for (const auto& drug : response.drugs()) {
+      if (options.json) {
+        std::cout << ToJson(drug) << "\n";
+      } else {
+        std::cout << drug.id() << "\t" << drug.name()
+                  << (drug.brand_names().empty() ? "" : absl::StrCat("\t(", absl::StrJoin(drug.brand_names(), ", "), ")"))
+                  << "\n";
+      }
+    }
+    if (response.next_page_token().empty()) {
+      break;
+    }
+    request.set_page_token(response.next_page_token());
+  }
+  return kExitClean;
+}
+
+int CommandDemo(const Options& options, vigil::v1::DecisionSupport::Stub& stub);
+
+}  // namespace
+
+
+
+namespace {
+
+int CommandDemo(const Options& options, vigil::v1::DecisionSupport::Stub& stub) {
+  int failures = 0;
+  const auto scenarios = vigil_client::DemoScenarios();
+  for (size_t i = 0; i < scenarios.size(); ++i) {
+    const auto& scenario = scenarios[i];
+    if (!options.json) {
+      std::cout << "=== " << (i + 1) << ". " << scenario.title << "\n\n";
+    }
+    const CheckOutcome outcome = RunCheck(stub, options, scenario.request, /*print=*/true);
+    if (!outcome.status.ok()) {
+      return ExitForStatus(outcome.status);
+    }
+    if (outcome.alerts.empty() && !options.json) {
+      std::cout << "  No alerts.\n\n";
+    }
+    if (outcome.summary.has_value() && !options.json) {
+      PrintSummary(*outcome.summary);
+    }
+    std::vector<std::string> problems;
+    auto present = [&](const std::string& want) {
+      for (const auto& a : outcome.alerts) {
+        if (a.rule_id() == want || absl::StrCat("kind:", vigil::v1::AlertKind_Name(a.kind())) == want) {
+          return true;
+        }
+      }
+      return false;
+    };
+    for (const auto& want : scenario.expect) {
+      if (!present(want)) {
+        problems.push_back(absl::StrCat("expected ", want, " but it was not raised"));
+      }
+    }
+    for (const auto& unwanted : scenario.expect_absent) {
+      if (unwanted == "*" ? !outcome.alerts.empty() : present(unwanted)) {
+        problems.push_back(absl::StrCat("did not expect ", unwanted, " but it was raised"));
+      }
+    }
+    if (!options.json) {
+      std::cout << (problems.empty() ? "demo check: as expected" : absl::StrCat("demo check: FAILED: ", absl::StrJoin(problems, "; ")))
+                << "\n\n";
+    } else if (!problems.empty()) {
+      std::cerr << "demo scenario " << (i + 1) << " failed: " << absl::StrJoin(problems, "; ") << "\n";
+    }
+    failures += problems.empty() ? 0 : 1;
+  }
+  if (failures > 0) {
+    std::cerr << failures << " demo scenario(s) did not give the expected alerts\n";
+    return kExitError;
+  }
+  return kExitClean;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  if (const char* env = std::getenv("VIGIL_SERVER"); env != nullptr && *env != '\0') {
+    options.server = env;
+  }
+  int i = 1;
+  for (; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (!absl::StartsWith(arg, "--")) {
+      break;
+    }
+    if (auto v = FlagValue(arg, "server")) {
+      options.server = *v;
+    } else if (arg == "--json") {
+      options.json = true;
+    } else if (auto t = FlagValue(arg, "timeout")) {
+      if (!absl::SimpleAtoi(*t, &options.timeout_seconds) || options.timeout_seconds <= 0) {
+        std::cerr << "error: --timeout needs a positive number of seconds\n";
+        return kExitUsage;
+      }
+    } else if (arg == "--help") {
+      std::cout << kUsage;
+      return kExitClean;
+    } else {
+      std::cerr << "error: unknown option " << arg << "\n" << kUsage;
+      return kExitUsage;
+    }
+  }
+  if (i >= argc) {
+    std::cerr << kUsage;
+    return kExitUsage;
+  }
+  const std::string command = argv[i];
+  std::vector<std::string> args;
+  for (++i; i < argc; ++i) {
+    // Options after the command may include the global ones.
+    const std::string arg = argv[i];
+    if (arg == "--json") {
+      options.json = true;
+    } else if (auto v = FlagValue(arg, "server")) {
+      options.server = *v;
+    } else {
+      args.push_back(arg);
+    }
+  }
+  if (command == "help") {
+    std::cout << kUsage;
+    return kExitClean;
+  }
+  auto channel = grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
+  if (command == "check") {
+    auto stub = vigil::v1::DecisionSupport::NewStub(channel);
+    return CommandCheck(options, args, *stub);
+  }
+  if (command == "drug") {
+    auto stub = vigil::v1::DrugCatalog::NewStub(channel);
+    return CommandDrug(options, args, *stub);
+  }
+  if (command == "search") {
+    auto stub = vigil::v1::DrugCatalog::NewStub(channel);
+    return CommandSearch(options, args, *stub);
+  }
+  if (command == "demo") {
+    auto stub = vigil::v1::DecisionSupport::NewStub(channel);
+    return CommandDemo(options, *stub);
+  }
+  std::cerr << "error: unknown command " << command << "\n" << kUsage;
+  return kExitUsage;
+}

@@ -108,16 +108,22 @@ v1::Drug DescribeDrug(const KnowledgeBase& kb, DrugIndex d, bool full) {
     info->set_summary(rule.summary());
     info->set_management(rule.management());
     // The other side of the rule, from this drug's point of view.
+    // A drug on both sides (silperisone is itself a muscle relaxant) is
+    // not listed as interacting with itself.
     std::vector<std::string> others;
-    if (ref.side_a) {
-      for (const auto& p : rule.b()) {
+    auto add_side = [&](const google::protobuf::RepeatedPtrField<kb::v1::Participant>& side) {
+      for (const auto& p : side) {
+        if (p.has_drug() && p.drug() == drug.id()) {
+          continue;
+        }
         others.push_back(ParticipantName(kb, p));
       }
+    };
+    if (ref.side_a) {
+      add_side(rule.b());
     }
     if (ref.side_b) {
-      for (const auto& p : rule.a()) {
-        others.push_back(ParticipantName(kb, p));
-      }
+      add_side(rule.a());
     }
     std::sort(others.begin(), others.end());
     others.erase(std::unique(others.begin(), others.end()), others.end());

@@ -1,0 +1,279 @@
+// Tests of the screening engine's mechanics on a synthetic knowledge base:
+// every rule kind, both directions, negatives, and what could not be screened.
+#include "server/engine/screening.h"
+
+#include <set>
+
+#include "gtest/gtest.h"
+#include "tests/test_kb.h"
+#include "tests/test_util.h"
+
+namespace vigil {
+namespace {
+
+using ::vigil::testing::LoadFromTexts;
+using ::vigil::testing::OfKind;
+using ::vigil::testing::RequestBuilder;
+using ::vigil::testing::WithRule;
+
+class ScreeningTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto kb = LoadFromTexts({{"synthetic.textproto", testing::kSyntheticKb}});
+    ASSERT_TRUE(kb.ok()) << kb.status();
+    kb_ = *kb;
+  }
+  std::shared_ptr<const KnowledgeBase> kb_;
+};
+
+TEST_F(ScreeningTest, ConditionCodeMatchesByIcd10Prefix) {
+  const auto result = RequestBuilder().Icd10("N18.4").Propose("drug-a").Screen(*kb_);
+  const auto alerts = WithRule(result, "drug-a-renal");
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(alerts[0].kind(), v1::ALERT_KIND_CONTRAINDICATION);
+  EXPECT_EQ(alerts[0].severity(), v1::SEVERITY_CONTRAINDICATED);
+  ASSERT_GE(alerts[0].evidence_size(), 1);
+  EXPECT_EQ(alerts[0].evidence(0).type(), v1::EVIDENCE_TYPE_CONDITION);
+  EXPECT_EQ(alerts[0].evidence(0).code(), "N18.4");
+  ASSERT_EQ(alerts[0].sources_size(), 1);
+  EXPECT_EQ(alerts[0].sources(0).title(), "Synthetic test source");
+}
+
+TEST_F(ScreeningTest, SnomedConditionMatches) {
+  const auto result = RequestBuilder().Snomed("431857002").Propose("drug-a").Screen(*kb_);
+  EXPECT_EQ(WithRule(result, "drug-a-renal").size(), 1u) << testing::Describe(result);
+}
+
+TEST_F(ScreeningTest, OtherConditionsDoNotMatch) {
+  const auto result = RequestBuilder().Icd10("N18.30").Icd10("K76.0").Propose("drug-a").Screen(*kb_);
+  EXPECT_TRUE(WithRule(result, "drug-a-renal").empty()) << testing::Describe(result);
+  EXPECT_TRUE(result.summary.complete());
+}
+
+TEST_F(ScreeningTest, LabThresholdIsStrict) {
+  EXPECT_EQ(WithRule(RequestBuilder().Egfr(29.9).Propose("drug-a").Screen(*kb_), "drug-a-renal").size(), 1u);
+  EXPECT_TRUE(WithRule(RequestBuilder().Egfr(30).Propose("drug-a").Screen(*kb_), "drug-a-renal").empty());
+  EXPECT_TRUE(WithRule(RequestBuilder().Egfr(60).Propose("drug-a").Screen(*kb_), "drug-a-renal").empty());
+}
+
+TEST_F(ScreeningTest, LabUnitsAreConverted) {
+  // 0.4 mL/s/1.73m2 is 24 mL/min/1.73m2.
+  const auto result = RequestBuilder().Lab("62238-1", 0.4, "mL/s/1.73m2").Propose("drug-a").Screen(*kb_);
+  EXPECT_EQ(WithRule(result, "drug-a-renal").size(), 1u) << testing::Describe(result);
+}
+
+TEST_F(ScreeningTest, LabInUnknownUnitIsReportedNotIgnored) {
+  const auto result = RequestBuilder().Lab("62238-1", 24, "furlongs").Propose("drug-a").Screen(*kb_);
+  EXPECT_TRUE(OfKind(result, v1::ALERT_KIND_CONTRAINDICATION).empty()) << testing::Describe(result);
+  const auto incomplete = OfKind(result, v1::ALERT_KIND_INCOMPLETE_DATA);
+  ASSERT_EQ(incomplete.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(incomplete[0].rule_id(), "drug-a-renal");
+  EXPECT_EQ(incomplete[0].severity(), v1::SEVERITY_MAJOR);
+  EXPECT_FALSE(result.summary.complete());
+}
+
+TEST_F(ScreeningTest, LabInNonComparableUnitIsReported) {
+  // A clearance unit for an eGFR code cannot be compared with a BSA-normalised threshold.
+  const auto result = RequestBuilder().Lab("62238-1", 24, "mL/min").Propose("drug-a").Screen(*kb_);
+  EXPECT_EQ(OfKind(result, v1::ALERT_KIND_INCOMPLETE_DATA).size(), 1u) << testing::Describe(result);
+}
+
+TEST_F(ScreeningTest, ConditionInUnsupportedSystemIsReported) {
+  const auto result = RequestBuilder().Condition("http://hl7.org/fhir/sid/icd-10", "N18.4").Propose("drug-a").Screen(*kb_);
+  const auto incomplete = OfKind(result, v1::ALERT_KIND_INCOMPLETE_DATA);
+  ASSERT_EQ(incomplete.size(), 1u) << testing::Describe(result);
+  EXPECT_FALSE(result.summary.complete());
+}
+
+TEST_F(ScreeningTest, InteractionFoundInBothDirections) {
+  // Proposed A with current C, and proposed C with current A.
+  for (const auto& [proposed, current] : {std::pair<std::string, std::string>{"drug-a", "drug-c"}, {"drug-c", "drug-a"}}) {
+    const auto result = RequestBuilder().Current(current).Propose(proposed).Screen(*kb_);
+    const auto alerts = OfKind(result, v1::ALERT_KIND_DRUG_INTERACTION);
+    ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+    // Both a drug rule (major) and a class rule (moderate) match: one alert,
+    // the most severe rule first, the other mentioned.
+    EXPECT_EQ(alerts[0].rule_id(), "ddi-a-c");
+    EXPECT_EQ(alerts[0].severity(), v1::SEVERITY_MAJOR);
+    EXPECT_NE(alerts[0].detail().find("ddi-a-y"), std::string::npos);
+    EXPECT_EQ(std::set<std::string>(alerts[0].drug_ids().begin(), alerts[0].drug_ids().end()),
+              (std::set<std::string>{"drug-a", "drug-c"}));
+  }
+}
+
+TEST_F(ScreeningTest, ClassRulesReachSubclassMembers) {
+  // drug-a is in class-x through class-x-sub.
+  const auto result = RequestBuilder().Current("drug-d").Propose("drug-a").Screen(*kb_);
+  const auto alerts = OfKind(result, v1::ALERT_KIND_DRUG_INTERACTION);
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(alerts[0].rule_id(), "ddi-a-y");  // Moderate beats the minor class-x rule.
+}
+
+TEST_F(ScreeningTest, ProposedDrugsAreScreenedAgainstEachOther) {
+  const auto result = RequestBuilder().Propose("drug-a").Propose("drug-c").Screen(*kb_);
+  EXPECT_EQ(WithRule(result, "ddi-a-c").size(), 1u) << testing::Describe(result);
+}
+
+TEST_F(ScreeningTest, NoInteractionBetweenUnrelatedDrugs) {
+  const auto result = RequestBuilder().Current("drug-f").Propose("drug-a").Screen(*kb_);
+  EXPECT_TRUE(OfKind(result, v1::ALERT_KIND_DRUG_INTERACTION).empty()) << testing::Describe(result);
+}
+
+TEST_F(ScreeningTest, CurrentOnlyPairsAreNotAlertedWhenDrugsAreProposed) {
+  // A and C are both current: the proposed F is screened, the old pair is not re-raised.
+  const auto result = RequestBuilder().Current("drug-a").Current("drug-c").Propose("drug-f").Screen(*kb_);
+  EXPECT_TRUE(OfKind(result, v1::ALERT_KIND_DRUG_INTERACTION).empty()) << testing::Describe(result);
+}
+
+TEST_F(ScreeningTest, WithNoProposedDrugsTheCurrentListIsReviewed) {
+  const auto result = RequestBuilder().Current("drug-a").Current("drug-c").Screen(*kb_);
+  const auto alerts = WithRule(result, "ddi-a-c");
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_FALSE(alerts[0].involves_proposed());
+}
+
+TEST_F(ScreeningTest, AllergyToTheDrugItself) {
+  const auto result = RequestBuilder().Allergy("Alpha").Propose("drug-a").Screen(*kb_);
+  const auto alerts = OfKind(result, v1::ALERT_KIND_ALLERGY);
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(alerts[0].rule_id(), "drug-a-hyper");
+  EXPECT_EQ(alerts[0].severity(), v1::SEVERITY_CONTRAINDICATED);
+  EXPECT_EQ(alerts[0].evidence(0).type(), v1::EVIDENCE_TYPE_ALLERGY);
+}
+
+TEST_F(ScreeningTest, AllergyToAClassCoversItsSubclasses) {
+  const auto result = RequestBuilder().Allergy("x agents").Propose("drug-a").Screen(*kb_);
+  EXPECT_EQ(OfKind(result, v1::ALERT_KIND_ALLERGY).size(), 1u) << testing::Describe(result);
+}
+
+TEST_F(ScreeningTest, DeclaredCrossSensitivity) {
+  const auto result = RequestBuilder().Allergy("drug-c").Propose("drug-a").Screen(*kb_);
+  const auto alerts = OfKind(result, v1::ALERT_KIND_ALLERGY);
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(alerts[0].rule_id(), "cross-a-c");
+  EXPECT_EQ(alerts[0].severity(), v1::SEVERITY_MAJOR);
+}
+
+TEST_F(ScreeningTest, AllergyToAnotherDrugDoesNotAlert) {
+  const auto result = RequestBuilder().Allergy("drug-e").Propose("drug-a").Screen(*kb_);
+  EXPECT_TRUE(OfKind(result, v1::ALERT_KIND_ALLERGY).empty()) << testing::Describe(result);
+}
+
+TEST_F(ScreeningTest, UnknownAllergySubstanceIsReported) {
+  const auto result = RequestBuilder().Allergy("unobtainium").Propose("drug-a").Screen(*kb_);
+  const auto alerts = OfKind(result, v1::ALERT_KIND_INCOMPLETE_DATA);
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(alerts[0].unresolved_references(0), "unobtainium");
+  EXPECT_FALSE(result.summary.complete());
+}
+
+TEST_F(ScreeningTest, SameDrugTwiceIsDuplicateTherapy) {
+  const auto result = RequestBuilder().Current("Abrand").Propose("drug-a").Screen(*kb_);
+  const auto alerts = OfKind(result, v1::ALERT_KIND_DUPLICATE_THERAPY);
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_NE(alerts[0].summary().find("already"), std::string::npos);
+}
+
+TEST_F(ScreeningTest, TwoDrugsOfADuplicateSensitiveClass) {
+  const auto result = RequestBuilder().Current("drug-b").Propose("drug-a").Screen(*kb_);
+  const auto alerts = WithRule(result, "class-x");
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(alerts[0].kind(), v1::ALERT_KIND_DUPLICATE_THERAPY);
+}
+
+TEST_F(ScreeningTest, ClassWithoutDuplicateFlagIsNotDuplicateTherapy) {
+  const auto result = RequestBuilder().Current("drug-c").Propose("drug-d").Screen(*kb_);
+  EXPECT_TRUE(OfKind(result, v1::ALERT_KIND_DUPLICATE_THERAPY).empty()) << testing::Describe(result);
+}
+
+TEST_F(ScreeningTest, AdditiveEffectNeedsThreeDrugs) {
+  // drug-a and drug-b have "sleepy" from class-x, drug-d its own.
+  EXPECT_TRUE(WithRule(RequestBuilder().Current("drug-b").Propose("drug-a").Screen(*kb_), "additive-sleepy").empty());
+  const auto result = RequestBuilder().Current("drug-b").Current("drug-d").Propose("drug-a").Screen(*kb_);
+  const auto alerts = WithRule(result, "additive-sleepy");
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(alerts[0].drug_ids_size(), 3);
+  EXPECT_EQ(alerts[0].severity(), v1::SEVERITY_MAJOR);
+}
+
+TEST_F(ScreeningTest, UnresolvedProposedDrugIsNeverSilent) {
+  const auto result = RequestBuilder().Propose("drug-zz").Screen(*kb_);
+  const auto alerts = OfKind(result, v1::ALERT_KIND_UNSCREENED_DRUG);
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(alerts[0].severity(), v1::SEVERITY_MAJOR);
+  EXPECT_NE(alerts[0].summary().find("drug-zz"), std::string::npos);
+  EXPECT_EQ(alerts[0].unresolved_references(0), "drug-zz");
+  EXPECT_FALSE(result.summary.complete());
+  ASSERT_EQ(result.summary.unresolved_references_size(), 1);
+}
+
+TEST_F(ScreeningTest, UnresolvedCurrentDrugIsReported) {
+  const auto result = RequestBuilder().Current("mystery pill").Propose("drug-a").Screen(*kb_);
+  const auto alerts = OfKind(result, v1::ALERT_KIND_UNSCREENED_DRUG);
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(alerts[0].evidence(0).type(), v1::EVIDENCE_TYPE_CURRENT_MEDICATION);
+}
+
+TEST_F(ScreeningTest, DrugWithoutInteractionDataIsReportedAsNotScreenedForInteractions) {
+  // drug-e is known but no rule names it and it is not marked reviewed.
+  const auto result = RequestBuilder().Propose("drug-e").Screen(*kb_);
+  const auto alerts = OfKind(result, v1::ALERT_KIND_UNSCREENED_DRUG);
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(alerts[0].drug_ids(0), "drug-e");
+  EXPECT_FALSE(result.summary.complete());
+  // drug-f is reviewed with none known: a clean result is complete.
+  const auto clean = RequestBuilder().Propose("drug-f").Screen(*kb_);
+  EXPECT_TRUE(clean.alerts.empty()) << testing::Describe(clean);
+  EXPECT_TRUE(clean.summary.complete());
+}
+
+TEST_F(ScreeningTest, ResolvesByIdNameSynonymBrandAndCode) {
+  for (const char* ref : {"drug-a", "DRUG A", "alpha", "ABrand", "http://www.whocc.no/atc|Z99ZZ01"}) {
+    const auto result = RequestBuilder().Propose(ref).Screen(*kb_);
+    ASSERT_EQ(result.summary.screened_drug_ids_size(), 1) << ref;
+    EXPECT_EQ(result.summary.screened_drug_ids(0), "drug-a") << ref;
+  }
+}
+
+TEST_F(ScreeningTest, AlertsAreOrderedMostSevereFirst) {
+  const auto result =
+      RequestBuilder().Icd10("N18.4").Current("drug-b").Current("drug-d").Current("drug-c").Propose("drug-a").Screen(*kb_);
+  ASSERT_GE(result.alerts.size(), 3u);
+  for (size_t i = 1; i < result.alerts.size(); ++i) {
+    EXPECT_GE(result.alerts[i - 1].severity(), result.alerts[i].severity()) << testing::Describe(result);
+  }
+  EXPECT_EQ(result.summary.alert_count(), static_cast<int>(result.alerts.size()));
+}
+
+TEST_F(ScreeningTest, AlertIdsAreStablePerPatient) {
+  const auto first = RequestBuilder("p1").Icd10("N18.4").Propose("drug-a").Screen(*kb_);
+  const auto again = RequestBuilder("p1").Icd10("N18.4").Egfr(10).Propose("drug-a").Screen(*kb_);
+  const auto other = RequestBuilder("p2").Icd10("N18.4").Propose("drug-a").Screen(*kb_);
+  const auto a1 = WithRule(first, "drug-a-renal");
+  const auto a2 = WithRule(again, "drug-a-renal");
+  const auto a3 = WithRule(other, "drug-a-renal");
+  ASSERT_EQ(a1.size(), 1u);
+  ASSERT_EQ(a2.size(), 1u);
+  ASSERT_EQ(a3.size(), 1u);
+  EXPECT_EQ(a1[0].id(), a2[0].id());
+  EXPECT_NE(a1[0].id(), a3[0].id());
+  EXPECT_EQ(MakeAlertId("p1", "x"), MakeAlertId("p1", "x"));
+}
+
+TEST_F(ScreeningTest, SummariesAreUnder140Characters) {
+  const std::string long_name(2000, 'q');
+  const auto result = RequestBuilder().Propose(long_name).Allergy(long_name).Current(long_name + "2").Screen(*kb_);
+  ASSERT_FALSE(result.alerts.empty());
+  for (const auto& a : result.alerts) {
+    EXPECT_LT(a.summary().size(), 140u) << a.summary();
+  }
+}
+
+TEST_F(ScreeningTest, SummaryReportsVersionAndScreenedDrugs) {
+  const auto result = RequestBuilder().Current("drug-c").Propose("drug-a").Propose("drug-a").Screen(*kb_);
+  EXPECT_EQ(result.summary.knowledge_base_version(), kb_->version());
+  EXPECT_EQ(result.summary.screened_drug_ids_size(), 2);
+}
+
+}  // namespace
+}  // namespace vigil
