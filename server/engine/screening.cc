@@ -10,6 +10,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -184,6 +185,24 @@ class Screener {
       alert.add_unresolved_references(m.order->drug());
       AddMedEvidence(alert, m);
       unresolved_.push_back(m.order->drug());
+      incomplete_ = true;
+    }
+    // Drugs known only from an imported interaction table.
+    for (const Med* m : ScreenedMeds()) {
+      if (!kb_.IsImportOnly(*m->drug)) {
+        continue;
+      }
+      const auto& drug = kb_.drug(*m->drug).proto;
+      auto& alert = NewAlert(v1::ALERT_KIND_UNSCREENED_DRUG, v1::SEVERITY_MODERATE,
+                             absl::StrCat("import-only|", drug.id()));
+      alert.add_drug_ids(drug.id());
+      alert.set_summary(Clamp(absl::StrCat(drug.name(), " was screened for interactions only: no monograph on file."),
+                              kMaxSummaryBytes));
+      alert.set_detail(
+          "This drug is known only from an imported interaction table. Its contraindications, allergy classes and "
+          "duplicate therapy were not screened.");
+      alert.set_recommendation("Check contraindications and allergies for this drug in another reference.");
+      AddMedEvidence(alert, *m);
       incomplete_ = true;
     }
     // Drugs that are known but have no interaction data on file.
@@ -489,6 +508,11 @@ class Screener {
       }
     }
     if (matched.empty()) {
+      // Curated rules win; an imported interaction is used only when no
+      // curated rule covers the pair.
+      if (const ImportedInteraction* imported = kb_.FindImported(pd, xd); imported != nullptr) {
+        ImportedPairAlert(p, x, *imported);
+      }
       return;
     }
     // Most severe first; then drug-specific over class rules; then id.
@@ -536,6 +560,36 @@ class Screener {
     for (const auto* rule : matched) {
       AddSources(alert, rule->proto.sources());
     }
+  }
+
+  void ImportedPairAlert(const Med& p, const Med& x, const ImportedInteraction& imported) {
+    const auto& info = kb_.imports()[imported.import_index];
+    const std::string& level = info.levels[imported.level];
+    const auto& pdrug = kb_.drug(*p.drug).proto;
+    const auto& xdrug = kb_.drug(*x.drug).proto;
+    std::vector<std::string> ids = {pdrug.id(), xdrug.id()};
+    std::sort(ids.begin(), ids.end());
+    auto& alert = NewAlert(v1::ALERT_KIND_DRUG_INTERACTION, imported.severity, absl::StrJoin(ids, "+"));
+    alert.add_drug_ids(pdrug.id());
+    alert.add_drug_ids(xdrug.id());
+    alert.set_rule_id(absl::StrCat(info.name, ":", ids[0], "+", ids[1]));
+    alert.set_rule_origin(info.name);
+    const bool ungraded = level == "Unknown";
+    alert.set_summary(Clamp(absl::StrCat(pdrug.name(), " with ", xdrug.name(), ": ",
+                                         ungraded ? "interaction of ungraded severity" : absl::AsciiStrToLower(level) + " interaction",
+                                         " (", info.name, ")."),
+                            kMaxSummaryBytes));
+    alert.set_detail(absl::StrCat(
+        info.name, " lists an interaction between ", pdrug.name(), " and ", xdrug.name(), " at level '", level, "'",
+        ungraded ? ", meaning its severity was not graded: it is shown as moderate so that it is reviewed" : "",
+        ". The imported table carries no mechanism or management text; no curated rule covers this pair."));
+    alert.set_recommendation(
+        "Review the combination in a full interaction monograph; monitor the patient or choose an alternative.");
+    AddMedEvidence(alert, p);
+    AddMedEvidence(alert, x);
+    google::protobuf::RepeatedPtrField<std::string> source_ids;
+    source_ids.Add()->assign(info.source_id);
+    AddSources(alert, source_ids);
   }
 
   void CheckDuplicates() {

@@ -63,6 +63,7 @@ v1::Drug DescribeDrug(const KnowledgeBase& kb, DrugIndex d, bool full) {
     ref->set_name(cls.name());
     ref->set_inherited(std::find(drug.classes().begin(), drug.classes().end(), cls.id()) == drug.classes().end());
   }
+  out.set_import_only(kb.IsImportOnly(d));
   switch (drug.interaction_review()) {
     case kb::v1::INTERACTION_REVIEW_REVIEWED:
       out.set_interaction_screening(v1::INTERACTION_SCREENING_REVIEWED);
@@ -134,6 +135,8 @@ v1::Drug DescribeDrug(const KnowledgeBase& kb, DrugIndex d, bool full) {
   }
   AddSourceRefs(kb, drug.sources(), out.mutable_sources());
   out.set_interpretation(drug.interpretation());
+  out.set_imported_interaction_count(static_cast<int32_t>(kb.ImportedCountFor(d)));
+  out.set_import_only(kb.IsImportOnly(d));
   return out;
 }
 
@@ -206,6 +209,44 @@ absl::StatusOr<v1::SearchDrugsResponse> SearchDrugs(const KnowledgeBase& kb,
     response.set_next_page_token(absl::StrCat(offset + static_cast<size_t>(page_size)));
   }
   return response;
+}
+
+}  // namespace vigil
+
+namespace vigil {
+
+v1::KnowledgeBase DescribeKnowledgeBase(const KnowledgeBase& kb, absl::Time serving_since) {
+  v1::KnowledgeBase out;
+  out.set_version(kb.version());
+  for (const auto& f : kb.curated_files()) {
+    auto* s = out.add_sources();
+    s->set_kind("curated");
+    s->set_path(f.path);
+    s->set_sha256(f.sha256);
+  }
+  for (const auto& import : kb.imports()) {
+    for (size_t i = 0; i < import.files.size(); ++i) {
+      auto* s = out.add_sources();
+      s->set_kind(import.name);
+      s->set_path(import.files[i].first);
+      s->set_sha256(import.files[i].second);
+      if (i < import.file_rows.size()) {
+        s->set_rows(static_cast<int32_t>(import.file_rows[i]));
+      }
+    }
+  }
+  size_t contraindications = 0;
+  for (const auto& d : kb.drugs()) {
+    contraindications += static_cast<size_t>(d.proto.contraindications_size());
+  }
+  out.set_drug_count(static_cast<int32_t>(kb.drug_count()));
+  out.set_class_count(static_cast<int32_t>(kb.class_count()));
+  out.set_curated_interaction_rule_count(static_cast<int32_t>(kb.interactions().size()));
+  out.set_imported_interaction_count(static_cast<int32_t>(kb.imported_pair_count()));
+  out.set_contraindication_count(static_cast<int32_t>(contraindications));
+  out.set_load_millis(kb.load_millis());
+  out.set_serving_since(absl::FormatTime(absl::RFC3339_sec, serving_since, absl::UTCTimeZone()));
+  return out;
 }
 
 }  // namespace vigil

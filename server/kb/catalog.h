@@ -3,6 +3,7 @@
 #define VIGIL_SERVER_KB_CATALOG_H_
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "server/kb/knowledge_base.h"
 #include "vigil/v1/drug_catalog.pb.h"
 
@@ -19,6 +20,9 @@ absl::StatusOr<v1::Drug> GetDrug(const KnowledgeBase& kb, const v1::GetDrugReque
 // Searches drugs by text and class. InvalidArgument names a bad field.
 absl::StatusOr<v1::SearchDrugsResponse> SearchDrugs(const KnowledgeBase& kb,
                                                     const v1::SearchDrugsRequest& request);
+
+// Describes a loaded base: version, sources, size.
+v1::KnowledgeBase DescribeKnowledgeBase(const KnowledgeBase& kb, absl::Time serving_since);
 
 }  // namespace vigil
 

@@ -77,13 +77,22 @@ const kb::v1::Source* KnowledgeBase::FindSource(absl::string_view id) const {
   return it == sources_.end() ? nullptr : &it->second;
 }
 
+const ImportedInteraction* KnowledgeBase::FindImported(DrugIndex a, DrugIndex b) const {
+  if (imported_pairs_.empty()) {
+    return nullptr;
+  }
+  const uint64_t key = (static_cast<uint64_t>(std::min(a, b)) << 32) | std::max(a, b);
+  const auto it = imported_pairs_.find(key);
+  return it == imported_pairs_.end() ? nullptr : &it->second;
+}
+
 bool KnowledgeBase::InteractionsUnreviewed(DrugIndex d) const {
   const auto review = drugs_[d].proto.interaction_review();
   if (review == kb::v1::INTERACTION_REVIEW_REVIEWED ||
       review == kb::v1::INTERACTION_REVIEW_REVIEWED_NONE_KNOWN) {
     return false;
   }
-  return rules_by_drug_[d].empty();
+  return rules_by_drug_[d].empty() && ImportedCountFor(d) == 0;
 }
 
 }  // namespace vigil

@@ -11,6 +11,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "vigil/kb/v1/knowledge_base.pb.h"
+#include "vigil/v1/alert.pb.h"
 
 namespace vigil {
 
@@ -56,6 +57,43 @@ struct RuleRef {
   uint32_t rule = 0;
   bool side_a = false;
   bool side_b = false;
+};
+
+// An interaction imported from a bulk source (such as DDInter), stored
+// compactly: hundreds of thousands of pairs.
+struct ImportedInteraction {
+  // Severity the source's level maps to.
+  v1::Severity severity = v1::SEVERITY_UNSPECIFIED;
+  // Index into KnowledgeBase::imports().
+  uint16_t import_index = 0;
+  // The source's own level text index into ImportInfo::levels.
+  uint8_t level = 0;
+};
+
+// One imported source file set, as loaded.
+struct ImportInfo {
+  // Source name, such as "ddinter".
+  std::string name;
+  // The files, in load order, with their SHA-256.
+  std::vector<std::pair<std::string, std::string>> files;
+  // Rows read from each file, in the order of `files`.
+  std::vector<size_t> file_rows;
+  size_t rows = 0;
+  size_t pairs = 0;
+  // Drugs the import created because no curated drug had the name.
+  size_t created_drugs = 0;
+  // Drugs the import mapped onto curated drugs.
+  size_t mapped_drugs = 0;
+  // The source's level names (index = ImportedInteraction::level).
+  std::vector<std::string> levels;
+  // Source citation id (a Source of the base).
+  std::string source_id;
+};
+
+// A curated file of the base.
+struct CuratedFileInfo {
+  std::string path;
+  std::string sha256;
 };
 
 struct CrossSensitivityEntry {
@@ -104,6 +142,8 @@ class KnowledgeBase {
   bool SideContains(const InteractionEntry& rule, bool side_a, DrugIndex d) const;
 
   const kb::v1::ConditionSet* FindConditionSet(absl::string_view id) const;
+  const absl::flat_hash_map<std::string, kb::v1::ConditionSet>& condition_sets() const { return condition_sets_; }
+  const absl::flat_hash_map<std::string, kb::v1::Source>& sources() const { return sources_; }
   const kb::v1::Source* FindSource(absl::string_view id) const;
 
   const std::vector<CrossSensitivityEntry>& cross_sensitivities() const {
@@ -119,6 +159,25 @@ class KnowledgeBase {
 
   // The files the base was built from.
   const std::vector<std::string>& files() const { return files_; }
+  const std::vector<CuratedFileInfo>& curated_files() const { return curated_files_; }
+
+  // Imported interaction sources.
+  const std::vector<ImportInfo>& imports() const { return imports_; }
+
+  // The imported interaction between two drugs, if any source has one.
+  const ImportedInteraction* FindImported(DrugIndex a, DrugIndex b) const;
+
+  // Number of imported interactions that involve drug `d`.
+  size_t ImportedCountFor(DrugIndex d) const { return imported_count_by_drug_.empty() ? 0 : imported_count_by_drug_[d]; }
+
+  // Total imported pairs.
+  size_t imported_pair_count() const { return imported_pairs_.size(); }
+
+  // True when the drug was created by an import (it has no curated monograph).
+  bool IsImportOnly(DrugIndex d) const { return d >= curated_drug_count_; }
+
+  // How long loading took, in milliseconds.
+  double load_millis() const { return load_millis_; }
 
   // True when no loaded source has interaction data for the drug: it is not
   // named by any rule (directly or through its classes) and the curated base
@@ -146,6 +205,12 @@ class KnowledgeBase {
   absl::flat_hash_map<std::string, ClassIndex> class_codes_;
   std::string version_;
   std::vector<std::string> files_;
+  std::vector<CuratedFileInfo> curated_files_;
+  std::vector<ImportInfo> imports_;
+  absl::flat_hash_map<uint64_t, ImportedInteraction> imported_pairs_;
+  std::vector<uint32_t> imported_count_by_drug_;
+  size_t curated_drug_count_ = 0;
+  double load_millis_ = 0;
 };
 
 }  // namespace vigil

@@ -1,6 +1,7 @@
 #include "server/kb/loader.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -99,14 +100,15 @@ bool IsSlug(absl::string_view id) {
   return id.back() != '-';
 }
 
-absl::StatusOr<std::vector<std::string>> ExpandPaths(const std::vector<std::string>& paths) {
+absl::StatusOr<std::vector<std::string>> ExpandPaths(const std::vector<std::string>& paths,
+                                                     const std::string& extension) {
   std::vector<std::string> files;
   for (const auto& p : paths) {
     std::error_code ec;
     if (fs::is_directory(p, ec)) {
       std::vector<std::string> in_dir;
       for (const auto& entry : fs::directory_iterator(p, ec)) {
-        if (entry.is_regular_file() && entry.path().extension() == ".textproto") {
+        if (entry.is_regular_file() && entry.path().extension() == extension) {
           in_dir.push_back(entry.path().string());
         }
       }
@@ -115,13 +117,13 @@ absl::StatusOr<std::vector<std::string>> ExpandPaths(const std::vector<std::stri
       }
       std::sort(in_dir.begin(), in_dir.end());
       if (in_dir.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(p, ": folder has no .textproto files"));
+        return absl::InvalidArgumentError(absl::StrCat(p, ": folder has no ", extension, " files"));
       }
       files.insert(files.end(), in_dir.begin(), in_dir.end());
     } else if (fs::is_regular_file(p, ec)) {
       files.push_back(p);
     } else {
-      return absl::NotFoundError(absl::StrCat(p, ": no such knowledge-base file or folder"));
+      return absl::NotFoundError(absl::StrCat(p, ": no such file or folder"));
     }
   }
   if (files.empty()) {
@@ -137,7 +139,20 @@ class KnowledgeBaseBuilder {
  public:
   void Add(ParsedFile file) { files_.push_back(std::move(file)); }
 
-  absl::StatusOr<std::shared_ptr<const KnowledgeBase>> Build();
+  absl::StatusOr<std::shared_ptr<KnowledgeBase>> Build();
+
+  // Adds the DDInter files to a built base. Call after Build.
+  absl::Status AddDdinterImport(KnowledgeBase& kb, const std::vector<std::string>& files);
+
+  // Sets the version and the load time; the base is complete afterwards.
+  void Finalize(KnowledgeBase& kb, double load_millis) {
+    kb.rules_by_drug_.resize(kb.drugs_.size());
+    kb.version_ = Sha256Hex(digest_input_);
+    kb.load_millis_ = load_millis;
+  }
+
+  // Bytes the version digest is computed over.
+  std::string& digest_input() { return digest_input_; }
 
  private:
   void Error(const std::string& file, int line, absl::string_view message) {
@@ -165,6 +180,7 @@ class KnowledgeBaseBuilder {
   std::vector<std::string> errors_;
   absl::flat_hash_map<std::string, std::string> rule_ids_;  // id -> where
   absl::flat_hash_set<std::string> source_ids_;
+  std::string digest_input_;
 };
 
 void KnowledgeBaseBuilder::CheckSources(const ParsedFile& f,
@@ -312,7 +328,7 @@ std::vector<DrugIndex> KnowledgeBaseBuilder::ExpandParticipants(
   return out;
 }
 
-absl::StatusOr<std::shared_ptr<const KnowledgeBase>> KnowledgeBaseBuilder::Build() {
+absl::StatusOr<std::shared_ptr<KnowledgeBase>> KnowledgeBaseBuilder::Build() {
   auto kb = std::make_shared<KnowledgeBase>();
 
   // Pass 1: sources, classes, condition sets, drugs (ids and names).
@@ -648,7 +664,6 @@ absl::StatusOr<std::shared_ptr<const KnowledgeBase>> KnowledgeBaseBuilder::Build
   }
 
   // Version: digest over each file's name and deterministic serialization.
-  std::string digest_input;
   for (const auto& f : files_) {
     std::string bytes;
     {
@@ -657,16 +672,270 @@ absl::StatusOr<std::shared_ptr<const KnowledgeBase>> KnowledgeBaseBuilder::Build
       coded.SetSerializationDeterministic(true);
       f.content.SerializeToCodedStream(&coded);
     }
-    absl::StrAppend(&digest_input, fs::path(f.path).filename().string(), "\n", bytes.size(), "\n", bytes);
+    absl::StrAppend(&digest_input_, fs::path(f.path).filename().string(), "\n", bytes.size(), "\n", bytes);
     kb->files_.push_back(f.path);
+    kb->curated_files_.push_back(CuratedFileInfo{f.path, Sha256Hex(bytes)});
   }
-  kb->version_ = Sha256Hex(digest_input);
-  return std::shared_ptr<const KnowledgeBase>(std::move(kb));
+  kb->curated_drug_count_ = kb->drugs_.size();
+  return kb;
+}
+
+namespace {
+
+// Splits one CSV line (RFC 4180 quoting) into fields.
+bool SplitCsvLine(absl::string_view line, std::vector<std::string>* fields) {
+  fields->clear();
+  std::string field;
+  bool quoted = false;
+  bool was_quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"') {
+        if (i + 1 < line.size() && line[i + 1] == '"') {
+          field.push_back('"');
+          ++i;
+        } else {
+          quoted = false;
+        }
+      } else {
+        field.push_back(c);
+      }
+    } else if (c == '"' && field.empty() && !was_quoted) {
+      quoted = true;
+      was_quoted = true;
+    } else if (c == ',') {
+      fields->push_back(std::move(field));
+      field.clear();
+      was_quoted = false;
+    } else {
+      field.push_back(c);
+    }
+  }
+  if (quoted) {
+    return false;
+  }
+  fields->push_back(std::move(field));
+  return true;
+}
+
+// A slug id for a drug created by an import.
+std::string SlugOf(absl::string_view name) {
+  std::string out;
+  bool dash = false;
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    if (absl::ascii_isalnum(u)) {
+      if (dash && !out.empty()) {
+        out.push_back('-');
+      }
+      dash = false;
+      out.push_back(absl::ascii_tolower(u));
+    } else {
+      dash = true;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// DDInter levels and the severities they map to. DDInter's "Unknown" means an
+// interaction is documented but its severity was not graded: that is not a
+// clean bill of health, so it alerts at moderate, saying the grade is unknown.
+absl::Status KnowledgeBaseBuilder::AddDdinterImport(KnowledgeBase& kb, const std::vector<std::string>& files) {
+  static const std::vector<std::pair<std::string, v1::Severity>> kLevels = {
+      {"Major", v1::SEVERITY_MAJOR},
+      {"Moderate", v1::SEVERITY_MODERATE},
+      {"Minor", v1::SEVERITY_MINOR},
+      {"Unknown", v1::SEVERITY_MODERATE},
+  };
+  constexpr char kHeader[] = "DDInterID_A,Drug_A,DDInterID_B,Drug_B,Level";
+  ImportInfo info;
+  info.name = "ddinter";
+  info.source_id = "ddinter";
+  for (const auto& [level, severity] : kLevels) {
+    info.levels.push_back(level);
+  }
+  const auto import_index = static_cast<uint16_t>(kb.imports_.size());
+  std::vector<std::string> errors;
+  // Resolution cache: DDInter id -> drug.
+  absl::flat_hash_map<std::string, DrugIndex> by_ddinter_id;
+  absl::flat_hash_set<DrugIndex> mapped;
+  size_t created = 0;
+  auto resolve = [&](const std::string& ddinter_id, const std::string& name) -> DrugIndex {
+    if (const auto it = by_ddinter_id.find(ddinter_id); it != by_ddinter_id.end()) {
+      return it->second;
+    }
+    DrugIndex d = 0;
+    if (const auto it = kb.drug_names_.find(NormalizeName(name)); it != kb.drug_names_.end()) {
+      d = it->second;
+      if (d < kb.curated_drug_count_) {
+        mapped.insert(d);
+      }
+    } else {
+      std::string id = SlugOf(name);
+      if (kb.drug_names_.contains(NormalizeName(id))) {
+        id += "-ddinter";
+      }
+      d = static_cast<DrugIndex>(kb.drugs_.size());
+      DrugEntry entry;
+      entry.proto.set_id(id);
+      entry.proto.set_name(name);
+      entry.proto.add_sources("ddinter");
+      entry.origin = Origin{"ddinter", 0};
+      kb.drugs_.push_back(std::move(entry));
+      kb.drug_names_.emplace(NormalizeName(name), d);
+      kb.drug_names_.emplace(NormalizeName(id), d);
+      ++created;
+    }
+    by_ddinter_id.emplace(ddinter_id, d);
+    return d;
+  };
+  // Parse every file first; nothing is added to the base unless all are clean.
+  struct Row {
+    DrugIndex a;
+    DrugIndex b;
+    uint8_t level;
+  };
+  std::vector<Row> rows;
+  rows.reserve(250000);
+  std::vector<std::string> fields;
+  for (const auto& path : files) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      errors.push_back(absl::StrCat(path, ": cannot be read"));
+      continue;
+    }
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    const std::string text = buffer.str();
+    info.files.emplace_back(path, Sha256Hex(text));
+    absl::StrAppend(&digest_input_, "import:ddinter:", fs::path(path).filename().string(), "\n", info.files.back().second, "\n");
+    const size_t errors_before = errors.size();
+    const size_t rows_before = rows.size();
+    size_t line_number = 0;
+    size_t pos = 0;
+    while (pos < text.size()) {
+      size_t end = text.find('\n', pos);
+      if (end == std::string::npos) {
+        end = text.size();
+      }
+      absl::string_view line(text.data() + pos, end - pos);
+      pos = end + 1;
+      ++line_number;
+      if (!line.empty() && line.back() == '\r') {
+        line.remove_suffix(1);
+      }
+      if (line_number == 1) {
+        if (line != kHeader) {
+          errors.push_back(absl::StrCat(path, ":1: header must be '", kHeader, "'"));
+          break;
+        }
+        continue;
+      }
+      if (line.empty()) {
+        continue;
+      }
+      if (errors.size() - errors_before >= kMaxReportedErrors) {
+        break;
+      }
+      if (!IsValidUtf8(line)) {
+        errors.push_back(absl::StrCat(path, ":", line_number, ": not valid UTF-8"));
+        continue;
+      }
+      if (!SplitCsvLine(line, &fields)) {
+        errors.push_back(absl::StrCat(path, ":", line_number, ": unterminated quoted field"));
+        continue;
+      }
+      if (fields.size() != 5) {
+        errors.push_back(absl::StrCat(path, ":", line_number, ": expected 5 columns, found ", fields.size()));
+        continue;
+      }
+      bool ok = true;
+      for (int k : {0, 1, 2, 3}) {
+        if (absl::StripAsciiWhitespace(fields[static_cast<size_t>(k)]).empty()) {
+          errors.push_back(absl::StrCat(path, ":", line_number, ": column ", k + 1, " is empty"));
+          ok = false;
+          break;
+        }
+      }
+      if (!ok) {
+        continue;
+      }
+      int level = -1;
+      for (size_t k = 0; k < kLevels.size(); ++k) {
+        if (fields[4] == kLevels[k].first) {
+          level = static_cast<int>(k);
+        }
+      }
+      if (level < 0) {
+        errors.push_back(absl::StrCat(path, ":", line_number, ": unknown level '", fields[4].substr(0, 40),
+                                      "' (expected Major, Moderate, Minor or Unknown)"));
+        continue;
+      }
+      if (fields[0] == fields[2]) {
+        errors.push_back(absl::StrCat(path, ":", line_number, ": a drug cannot interact with itself"));
+        continue;
+      }
+      rows.push_back(Row{resolve(fields[0], fields[1]), resolve(fields[2], fields[3]), static_cast<uint8_t>(level)});
+    }
+    info.file_rows.push_back(rows.size() - rows_before);
+  }
+  if (!errors.empty()) {
+    const size_t shown = std::min(errors.size(), kMaxReportedErrors);
+    return absl::InvalidArgumentError(absl::StrCat(
+        "interaction import refused: ", errors.size(), " problem", errors.size() == 1 ? "" : "s", ":\n  ",
+        absl::StrJoin(errors.begin(), errors.begin() + static_cast<std::ptrdiff_t>(shown), "\n  ")));
+  }
+  info.rows = rows.size();
+  info.created_drugs = created;
+  info.mapped_drugs = mapped.size();
+  kb.imported_pairs_.reserve(kb.imported_pairs_.size() + rows.size());
+  for (const Row& row : rows) {
+    if (row.a == row.b) {
+      continue;  // Two DDInter entries mapped onto one curated drug.
+    }
+    const uint64_t key = (static_cast<uint64_t>(std::min(row.a, row.b)) << 32) | std::max(row.a, row.b);
+    const v1::Severity severity = kLevels[row.level].second;
+    auto [it, inserted] = kb.imported_pairs_.try_emplace(key, ImportedInteraction{severity, import_index, row.level});
+    // The same pair listed twice (in two ATC files, or with two levels):
+    // keep the most severe.
+    if (!inserted && (severity > it->second.severity ||
+                      (severity == it->second.severity && row.level < it->second.level))) {
+      it->second = ImportedInteraction{severity, import_index, row.level};
+    }
+  }
+  kb.imported_count_by_drug_.assign(kb.drugs_.size(), 0);
+  size_t pairs = 0;
+  for (const auto& [key, value] : kb.imported_pairs_) {
+    if (value.import_index == import_index) {
+      ++pairs;
+    }
+    ++kb.imported_count_by_drug_[static_cast<size_t>(key >> 32)];
+    ++kb.imported_count_by_drug_[static_cast<size_t>(key & 0xffffffffu)];
+  }
+  info.pairs = pairs;
+  if (!kb.sources_.contains("ddinter")) {
+    kb::v1::Source source;
+    source.set_id("ddinter");
+    source.set_title("DDInter: an online drug-drug interaction database");
+    source.set_url("http://ddinter.scbdd.com/");
+    source.set_citation("Xiong G, et al. Nucleic Acids Res. 2022;50(D1):D1200-D1207. Imported from its CSV tables.");
+    kb.sources_.emplace("ddinter", std::move(source));
+  }
+  kb.imports_.push_back(std::move(info));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<const KnowledgeBase>> LoadKnowledgeBase(
     const std::vector<std::string>& paths) {
-  auto files = ExpandPaths(paths);
+  return LoadKnowledgeBase(KnowledgeBaseSpec{paths, {}});
+}
+
+absl::StatusOr<std::shared_ptr<const KnowledgeBase>> LoadKnowledgeBase(const KnowledgeBaseSpec& spec) {
+  const auto start = std::chrono::steady_clock::now();
+  auto files = ExpandPaths(spec.curated, ".textproto");
   if (!files.ok()) {
     return files.status();
   }
@@ -706,7 +975,21 @@ absl::StatusOr<std::shared_ptr<const KnowledgeBase>> LoadKnowledgeBase(
         absl::StrCat("knowledge base refused: ", parse_errors.size(), " problem",
                      parse_errors.size() == 1 ? "" : "s", ":\n  ", absl::StrJoin(parse_errors, "\n  ")));
   }
-  return builder.Build();
+  auto kb = builder.Build();
+  if (!kb.ok()) {
+    return kb.status();
+  }
+  if (!spec.imports.empty()) {
+    auto import_files = ExpandPaths(spec.imports, ".csv");
+    if (!import_files.ok()) {
+      return import_files.status();
+    }
+    if (auto st = builder.AddDdinterImport(**kb, *import_files); !st.ok()) {
+      return st;
+    }
+  }
+  builder.Finalize(**kb, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  return std::shared_ptr<const KnowledgeBase>(*std::move(kb));
 }
 
 }  // namespace vigil

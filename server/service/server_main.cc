@@ -18,6 +18,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "server/common/log.h"
+#include "server/common/worker.h"
 #include "server/kb/holder.h"
 #include "server/kb/loader.h"
 #include "server/service/services.h"
@@ -25,6 +26,9 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "Address to listen on, HOST:PORT (port 0 picks a free port).");
 ABSL_FLAG(std::string, kb, VIGIL_DEFAULT_KB,
           "Knowledge base: comma-separated .textproto files or folders of them.");
+ABSL_FLAG(std::string, import, "",
+          "Bulk interaction imports: comma-separated DDInter CSV files or folders of them. A file with any malformed "
+          "row refuses the whole knowledge base.");
 ABSL_FLAG(int, shutdown_grace_seconds, 10, "On SIGTERM/SIGINT, how long calls in flight may take to finish.");
 
 namespace {
@@ -46,11 +50,13 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  const std::vector<std::string> kb_paths = absl::StrSplit(absl::GetFlag(FLAGS_kb), ',', absl::SkipEmpty());
-  const absl::Time load_start = absl::Now();
-  auto kb = vigil::LoadKnowledgeBase(kb_paths);
+  vigil::KnowledgeBaseSpec spec;
+  spec.curated = absl::StrSplit(absl::GetFlag(FLAGS_kb), ',', absl::SkipEmpty());
+  spec.imports = absl::StrSplit(absl::GetFlag(FLAGS_import), ',', absl::SkipEmpty());
+  auto kb = vigil::LoadKnowledgeBase(spec);
   if (!kb.ok()) {
     vigil::LogError("knowledge_base_refused", {{"reason", std::string(kb.status().message())}});
     std::cerr << kb.status().message() << std::endl;
@@ -61,8 +67,10 @@ int main(int argc, char** argv) {
                   {"drugs", absl::StrCat((*kb)->drug_count())},
                   {"classes", absl::StrCat((*kb)->class_count())},
                   {"interaction_rules", absl::StrCat((*kb)->interactions().size())},
-                  {"load_ms", absl::StrCat(absl::ToInt64Milliseconds(absl::Now() - load_start))}});
-  vigil::KnowledgeBaseHolder holder(*std::move(kb));
+                  {"imported_pairs", absl::StrCat((*kb)->imported_pair_count())},
+                  {"load_ms", absl::StrCat(static_cast<int64_t>((*kb)->load_millis()))}});
+  vigil::KnowledgeBaseHolder holder(*std::move(kb), spec);
+  vigil::Worker worker;
 
   const std::string listen = absl::GetFlag(FLAGS_listen);
   if (!IsLoopback(listen)) {
@@ -73,6 +81,7 @@ int main(int argc, char** argv) {
 
   vigil::DecisionSupportService decision_support(&holder);
   vigil::DrugCatalogService drug_catalog(&holder);
+  vigil::AdminService admin(&holder, &worker);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -81,6 +90,7 @@ int main(int argc, char** argv) {
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&decision_support);
   builder.RegisterService(&drug_catalog);
+  builder.RegisterService(&admin);
   builder.SetMaxReceiveMessageSize(8 * 1024 * 1024);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
@@ -94,7 +104,21 @@ int main(int argc, char** argv) {
   vigil::LogInfo("listening", {{"address", absl::StrCat(host, ":", port)}, {"port", absl::StrCat(port)}});
 
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (true) {
+    sigwait(&signals, &signal_number);
+    if (signal_number != SIGHUP) {
+      break;
+    }
+    // SIGHUP: reload the knowledge base beside the serving one.
+    auto reloaded = holder.Reload();
+    if (reloaded.ok()) {
+      vigil::LogInfo("knowledge_base_reloaded", {{"previous_version", reloaded->previous_version},
+                                                 {"version", reloaded->kb->version()},
+                                                 {"trigger", "SIGHUP"}});
+    } else {
+      vigil::LogError("knowledge_base_reload_refused", {{"reason", std::string(reloaded.status().message())}});
+    }
+  }
   vigil::LogInfo("shutting_down", {{"signal", absl::StrCat(signal_number)}});
   health->SetServingStatus(false);
   server->Shutdown(std::chrono::system_clock::now() +

@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "server/common/log.h"
 #include "server/engine/screening.h"
 #include "server/engine/validation.h"
 #include "server/kb/catalog.h"
@@ -91,6 +92,37 @@ grpc::ServerUnaryReactor* DrugCatalogService::SearchDrugs(grpc::CallbackServerCo
   }
   *response = std::move(*result);
   reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DrugCatalogService::GetKnowledgeBase(grpc::CallbackServerContext* context,
+                                                               const v1::GetKnowledgeBaseRequest* request,
+                                                               v1::KnowledgeBase* response) {
+  auto* reactor = context->DefaultReactor();
+  *response = DescribeKnowledgeBase(*kb_->Get(), kb_->serving_since());
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::ReloadKnowledgeBase(grpc::CallbackServerContext* context,
+                                                            const v1::ReloadKnowledgeBaseRequest* request,
+                                                            v1::ReloadKnowledgeBaseResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  worker_->Post([this, reactor, response] {
+    auto reloaded = kb_->Reload();
+    if (!reloaded.ok()) {
+      LogError("knowledge_base_reload_refused", {{"reason", std::string(reloaded.status().message())}});
+      reactor->Finish(ToGrpcStatus(reloaded.status()));
+      return;
+    }
+    LogInfo("knowledge_base_reloaded", {{"previous_version", reloaded->previous_version},
+                                        {"version", reloaded->kb->version()},
+                                        {"trigger", "rpc"}});
+    response->set_previous_version(reloaded->previous_version);
+    *response->mutable_knowledge_base() = DescribeKnowledgeBase(*reloaded->kb, kb_->serving_since());
+    response->set_changed(reloaded->previous_version != reloaded->kb->version());
+    reactor->Finish(grpc::Status::OK);
+  });
   return reactor;
 }
 

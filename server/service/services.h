@@ -5,7 +5,9 @@
 
 #include <memory>
 
+#include "server/common/worker.h"
 #include "server/kb/holder.h"
+#include "vigil/v1/admin.grpc.pb.h"
 #include "vigil/v1/decision_support.grpc.pb.h"
 #include "vigil/v1/drug_catalog.grpc.pb.h"
 
@@ -31,9 +33,26 @@ class DrugCatalogService final : public v1::DrugCatalog::CallbackService {
   grpc::ServerUnaryReactor* SearchDrugs(grpc::CallbackServerContext* context,
                                         const v1::SearchDrugsRequest* request,
                                         v1::SearchDrugsResponse* response) override;
+  grpc::ServerUnaryReactor* GetKnowledgeBase(grpc::CallbackServerContext* context,
+                                             const v1::GetKnowledgeBaseRequest* request,
+                                             v1::KnowledgeBase* response) override;
 
  private:
   const KnowledgeBaseHolder* kb_;
+};
+
+class AdminService final : public v1::Admin::CallbackService {
+ public:
+  // Reloads run on `worker`, never on gRPC's threads.
+  AdminService(KnowledgeBaseHolder* kb, Worker* worker) : kb_(kb), worker_(worker) {}
+
+  grpc::ServerUnaryReactor* ReloadKnowledgeBase(grpc::CallbackServerContext* context,
+                                                const v1::ReloadKnowledgeBaseRequest* request,
+                                                v1::ReloadKnowledgeBaseResponse* response) override;
+
+ private:
+  KnowledgeBaseHolder* kb_;
+  Worker* worker_;
 };
 
 }  // namespace vigil
