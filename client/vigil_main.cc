@@ -5,6 +5,7 @@
 //   2  at least one major or contraindicated  3  screening incomplete, nothing major
 //   64 usage error   65 request rejected (INVALID_ARGUMENT)   66 not found
 //   69 server unavailable or deadline exceeded   70 other error
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -26,6 +27,7 @@
 #include "grpcpp/grpcpp.h"
 #include "vigil/v1/decision_support.grpc.pb.h"
 #include "vigil/v1/drug_catalog.grpc.pb.h"
+#include "vigil/v1/admin.grpc.pb.h"
 #include "client/demo.h"
 
 namespace {
@@ -59,6 +61,8 @@ Commands:
   drug NAME                 show a drug's monograph (id, name, brand or SYSTEM|CODE)
   search TEXT [--class=ID]  find drugs by name
   demo                      run the silperisone monograph's situations and check the alerts
+  kb                        show the serving knowledge base: version, sources, size
+  reload                    reload the knowledge base on the server (Admin; old one keeps serving on failure)
   help                      this text
 
 Options:
@@ -420,6 +424,57 @@ int CommandSearch(const Options& options, const std::vector<std::string>& args,
 
 int CommandDemo(const Options& options, vigil::v1::DecisionSupport::Stub& stub);
 
+void PrintKnowledgeBase(const vigil::v1::KnowledgeBase& kb) {
+  std::cout << "version: " << kb.version() << "\n"
+            << "serving since: " << kb.serving_since() << " (loaded in " << kb.load_millis() << " ms)\n"
+            << "drugs: " << kb.drug_count() << ", classes: " << kb.class_count()
+            << ", contraindications: " << kb.contraindication_count()
+            << ", curated interaction rules: " << kb.curated_interaction_rule_count()
+            << ", imported interactions: " << kb.imported_interaction_count() << "\n";
+  for (const auto& source : kb.sources()) {
+    std::cout << "  " << source.kind() << "  " << source.path() << "  " << source.sha256().substr(0, 12);
+    if (source.rows() > 0) {
+      std::cout << "  " << source.rows() << " rows";
+    }
+    std::cout << "\n";
+  }
+}
+
+int CommandKb(const Options& options, vigil::v1::DrugCatalog::Stub& stub) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(options.timeout_seconds));
+  vigil::v1::KnowledgeBase kb;
+  const auto status = stub.GetKnowledgeBase(&context, vigil::v1::GetKnowledgeBaseRequest(), &kb);
+  if (!status.ok()) {
+    return ExitForStatus(status);
+  }
+  if (options.json) {
+    std::cout << ToJson(kb) << "\n";
+  } else {
+    PrintKnowledgeBase(kb);
+  }
+  return kExitClean;
+}
+
+int CommandReload(const Options& options, vigil::v1::Admin::Stub& stub) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(std::max(options.timeout_seconds, 60)));
+  vigil::v1::ReloadKnowledgeBaseResponse response;
+  const auto status = stub.ReloadKnowledgeBase(&context, vigil::v1::ReloadKnowledgeBaseRequest(), &response);
+  if (!status.ok()) {
+    return ExitForStatus(status);
+  }
+  if (options.json) {
+    std::cout << ToJson(response) << "\n";
+  } else {
+    std::cout << (response.changed() ? "reloaded: " : "reloaded (content unchanged): ")
+              << response.previous_version().substr(0, 12) << " -> "
+              << response.knowledge_base().version().substr(0, 12) << "\n";
+    PrintKnowledgeBase(response.knowledge_base());
+  }
+  return kExitClean;
+}
+
 }  // namespace
 
 
@@ -541,6 +596,14 @@ int main(int argc, char** argv) {
   if (command == "search") {
     auto stub = vigil::v1::DrugCatalog::NewStub(channel);
     return CommandSearch(options, args, *stub);
+  }
+  if (command == "kb") {
+    auto stub = vigil::v1::DrugCatalog::NewStub(channel);
+    return CommandKb(options, *stub);
+  }
+  if (command == "reload") {
+    auto stub = vigil::v1::Admin::NewStub(channel);
+    return CommandReload(options, *stub);
   }
   if (command == "demo") {
     auto stub = vigil::v1::DecisionSupport::NewStub(channel);

@@ -87,6 +87,12 @@ ServerProcess::~ServerProcess() {
 
 std::string ServerProcess::address() const { return absl::StrCat("127.0.0.1:", port_); }
 
+void ServerProcess::Signal(int signal) {
+  if (pid_ > 0) {
+    kill(pid_, signal);
+  }
+}
+
 int ServerProcess::Stop(int signal, int timeout_seconds) {
   if (pid_ <= 0) {
     return -1;

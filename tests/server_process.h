@@ -24,6 +24,9 @@ class ServerProcess {
   // Everything the server logged so far (read when it stops).
   const std::string& log() const { return log_; }
 
+  // Sends `signal` without waiting.
+  void Signal(int signal);
+
   // Sends `signal` and waits for the exit; returns the exit status as from
   // waitpid, or -1 on timeout.
   int Stop(int signal, int timeout_seconds = 20);
