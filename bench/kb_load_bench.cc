@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
   std::cout << "drugs=" << kept->drug_count() << " curated_rules=" << kept->interactions().size()
             << " imported_pairs=" << kept->imported_pair_count() << " runs=" << runs << " load_ms_min=" << millis.front()
             << " load_ms_median=" << millis[millis.size() / 2] << " load_ms_max=" << millis.back()
-            << " rss_before_mib=" << rss_before / 1024.0 << " rss_loaded_mib=" << rss_after / 1024.0
-            << " peak_rss_mib=" << peak / 1024.0 << "\n";
+            << " rss_before_mib=" << static_cast<double>(rss_before) / 1024.0 << " rss_loaded_mib=" << static_cast<double>(rss_after) / 1024.0
+            << " peak_rss_mib=" << static_cast<double>(peak) / 1024.0 << "\n";
   return 0;
 }

@@ -8,7 +8,7 @@ PACKAGES=(
   cmake make g++ pkg-config
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc
   libprotobuf-dev protobuf-compiler
-  libabsl-dev libssl-dev
+  libabsl-dev libssl-dev libsqlite3-dev
   libgtest-dev libgmock-dev
 )
 

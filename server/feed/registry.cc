@@ -1,0 +1,342 @@
+#include "server/feed/registry.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "server/common/text.h"
+#include "server/engine/screening.h"
+#include "server/engine/validation.h"
+
+namespace vigil {
+namespace {
+
+bool IsActive(v1::AlertStatus status) {
+  return status == v1::ALERT_STATUS_ACTIVE || status == v1::ALERT_STATUS_ACCEPTED ||
+         status == v1::ALERT_STATUS_OVERRIDDEN;
+}
+
+v1::AlertEvent MakeEvent(v1::AlertEventType type, const std::string& patient_id, const v1::Alert& alert) {
+  v1::AlertEvent event;
+  event.set_type(type);
+  event.set_patient_id(patient_id);
+  *event.mutable_alert() = alert;
+  return event;
+}
+
+}  // namespace
+
+absl::Status ValidatePatientId(const std::string& patient_id, const std::string& field) {
+  if (absl::StripAsciiWhitespace(patient_id).empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": is required and is empty"));
+  }
+  if (patient_id.size() > kMaxIdBytes || !IsValidUtf8(patient_id)) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": must be valid UTF-8 of at most ", kMaxIdBytes, " bytes"));
+  }
+  for (char c : patient_id) {
+    if (static_cast<unsigned char>(c) < 0x20) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": contains a control character"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateSubscribeRequest(const v1::SubscribeRequest& request) {
+  if (request.patient_ids_size() > 1000) {
+    return absl::InvalidArgumentError("patient_ids: at most 1000 are allowed");
+  }
+  for (int i = 0; i < request.patient_ids_size(); ++i) {
+    if (auto st = ValidatePatientId(request.patient_ids(i), absl::StrCat("patient_ids[", i, "]")); !st.ok()) {
+      return st;
+    }
+  }
+  for (int i = 0; i < request.kinds_size(); ++i) {
+    if (!v1::AlertKind_IsValid(request.kinds(i)) || request.kinds(i) == v1::ALERT_KIND_UNSPECIFIED) {
+      return absl::InvalidArgumentError(absl::StrCat("kinds[", i, "]: unknown alert kind ", request.kinds(i)));
+    }
+  }
+  if (!v1::Severity_IsValid(request.min_severity())) {
+    return absl::InvalidArgumentError(absl::StrCat("min_severity: unknown severity ", request.min_severity()));
+  }
+  if (request.has_after_event_number() && request.after_event_number() < 0) {
+    return absl::InvalidArgumentError("after_event_number: must be 0 or more");
+  }
+  if (request.heartbeat_interval_seconds() < 0 || request.heartbeat_interval_seconds() > 300) {
+    return absl::InvalidArgumentError("heartbeat_interval_seconds: must be from 1 to 300, or 0 for the default");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateAcknowledgeRequest(const v1::AcknowledgeAlertRequest& request) {
+  if (absl::StripAsciiWhitespace(request.alert_id()).empty()) {
+    return absl::InvalidArgumentError("alert_id: is required and is empty");
+  }
+  if (request.alert_id().size() > kMaxIdBytes) {
+    return absl::InvalidArgumentError("alert_id: is too long");
+  }
+  if (request.outcome() != v1::ACKNOWLEDGEMENT_OUTCOME_ACCEPTED &&
+      request.outcome() != v1::ACKNOWLEDGEMENT_OUTCOME_OVERRIDDEN) {
+    return absl::InvalidArgumentError("outcome: must be ACKNOWLEDGEMENT_OUTCOME_ACCEPTED or _OVERRIDDEN");
+  }
+  if (request.outcome() == v1::ACKNOWLEDGEMENT_OUTCOME_OVERRIDDEN &&
+      absl::StripAsciiWhitespace(request.reason().code()).empty()) {
+    return absl::InvalidArgumentError("reason.code: an override needs a reason");
+  }
+  if (absl::StripAsciiWhitespace(request.user()).empty()) {
+    return absl::InvalidArgumentError("user: is required and is empty");
+  }
+  if (request.user().size() > kMaxIdBytes || !IsValidUtf8(request.user())) {
+    return absl::InvalidArgumentError("user: must be valid UTF-8 of at most 256 bytes");
+  }
+  if (request.comment().size() > 4096 || !IsValidUtf8(request.comment())) {
+    return absl::InvalidArgumentError("comment: must be valid UTF-8 of at most 4096 bytes");
+  }
+  for (const auto* field : {&request.reason().system(), &request.reason().code(), &request.reason().display()}) {
+    if (field->size() > 1024 || !IsValidUtf8(*field)) {
+      return absl::InvalidArgumentError("reason: fields must be valid UTF-8 of at most 1024 bytes");
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string PatientRegistry::Fingerprint(const v1::Alert& alert) {
+  std::vector<std::string> evidence;
+  for (const auto& e : alert.evidence()) {
+    evidence.push_back(absl::StrCat(e.type(), "\x1f", e.system(), "\x1f", e.code(), "\x1f", e.reference(), "\x1f",
+                                    e.description()));
+  }
+  std::sort(evidence.begin(), evidence.end());
+  std::vector<std::string> drugs(alert.drug_ids().begin(), alert.drug_ids().end());
+  std::sort(drugs.begin(), drugs.end());
+  std::string input = absl::StrCat(alert.severity(), "\x1e", alert.rule_id(), "\x1e");
+  for (const auto& d : drugs) {
+    absl::StrAppend(&input, d, "\x1f");
+  }
+  absl::StrAppend(&input, "\x1e");
+  for (const auto& e : evidence) {
+    absl::StrAppend(&input, e, "\x1e");
+  }
+  return Sha256Hex(input);
+}
+
+absl::StatusOr<CommitResult> PatientRegistry::CommitAndPublish(const PatientChange& change) {
+  auto result = store_->Commit(change);
+  if (result.ok()) {
+    hub_->Publish(result->events);
+  }
+  return result;
+}
+
+absl::StatusOr<v1::PutPatientResponse> PatientRegistry::PutPatient(const v1::Patient& patient) {
+  absl::MutexLock lock(&write_mu_);
+  auto state = store_->LoadPatient(patient.id());
+  if (!state.ok()) {
+    return state.status();
+  }
+  const auto kb = kb_->Get();
+  // The whole current context, reviewed as a whole.
+  const google::protobuf::RepeatedPtrField<v1::MedicationOrder> none;
+  ScreeningResult screened = Screen(*kb, patient, none);
+
+  absl::flat_hash_map<std::string, store::v1::StoredAlert> existing;
+  for (auto& a : state->alerts) {
+    existing.emplace(a.record().alert().id(), std::move(a));
+  }
+  PatientChange change;
+  change.op = PatientChange::Op::kPut;
+  change.patient_id = patient.id();
+  change.expected_revision = state->revision;
+  change.patient = patient;
+  v1::PutPatientResponse response;
+  absl::flat_hash_set<std::string> current_ids;
+  for (const auto& alert : screened.alerts) {
+    current_ids.insert(alert.id());
+    const std::string fingerprint = Fingerprint(alert);
+    store::v1::StoredAlert stored;
+    const auto it = existing.find(alert.id());
+    if (it != existing.end()) {
+      stored = it->second;
+    }
+    auto* record = stored.mutable_record();
+    const v1::AlertStatus before = it == existing.end() ? v1::ALERT_STATUS_UNSPECIFIED : record->status();
+    *record->mutable_alert() = alert;
+    record->set_patient_id(patient.id());
+    bool raise = false;
+    if (IsActive(before)) {
+      if (before == v1::ALERT_STATUS_OVERRIDDEN && fingerprint != stored.override_fingerprint()) {
+        // The facts behind an overridden alert changed: raise it again.
+        record->set_status(v1::ALERT_STATUS_ACTIVE);
+        stored.clear_override_fingerprint();
+        raise = true;
+      }
+    } else if (!stored.override_fingerprint().empty() && stored.override_fingerprint() == fingerprint) {
+      // Back with the same facts it was overridden on: stays suppressed.
+      record->set_status(v1::ALERT_STATUS_OVERRIDDEN);
+    } else {
+      record->set_status(v1::ALERT_STATUS_ACTIVE);
+      stored.clear_override_fingerprint();
+      raise = true;
+    }
+    const bool changed = it == existing.end() || raise || stored.fingerprint() != fingerprint ||
+                         before != record->status() ||
+                         !google::protobuf::util::MessageDifferencer::Equals(it->second.record().alert(), alert);
+    stored.set_fingerprint(fingerprint);
+    if (raise) {
+      change.events.push_back(MakeEvent(v1::ALERT_EVENT_TYPE_RAISED, patient.id(), alert));
+      *response.add_raised() = alert;
+    }
+    if (changed) {
+      change.alerts.push_back(stored);
+    }
+    *response.add_active() = alert;
+  }
+  for (auto& [id, stored] : existing) {
+    if (current_ids.contains(id) || !IsActive(stored.record().status())) {
+      continue;
+    }
+    stored.mutable_record()->set_status(v1::ALERT_STATUS_RESOLVED);
+    change.events.push_back(MakeEvent(v1::ALERT_EVENT_TYPE_RESOLVED, patient.id(), stored.record().alert()));
+    *response.add_resolved() = stored.record().alert();
+    change.alerts.push_back(stored);
+  }
+  auto committed = CommitAndPublish(change);
+  if (!committed.ok()) {
+    return committed.status();
+  }
+  response.set_last_event_number(committed->last_event_number);
+  response.set_knowledge_base_version(kb->version());
+  response.set_created(!state->exists);
+  return response;
+}
+
+absl::StatusOr<v1::Patient> PatientRegistry::GetPatient(const std::string& patient_id) {
+  auto state = store_->LoadPatient(patient_id);
+  if (!state.ok()) {
+    return state.status();
+  }
+  if (!state->exists) {
+    return absl::NotFoundError(absl::StrCat("patient_id: no stored patient '", patient_id.substr(0, 128), "'"));
+  }
+  return std::move(state->patient);
+}
+
+absl::StatusOr<v1::DeletePatientResponse> PatientRegistry::DeletePatient(const std::string& patient_id) {
+  absl::MutexLock lock(&write_mu_);
+  auto state = store_->LoadPatient(patient_id);
+  if (!state.ok()) {
+    return state.status();
+  }
+  if (!state->exists) {
+    return absl::NotFoundError(absl::StrCat("patient_id: no stored patient '", patient_id.substr(0, 128), "'"));
+  }
+  PatientChange change;
+  change.op = PatientChange::Op::kDelete;
+  change.patient_id = patient_id;
+  change.expected_revision = state->revision;
+  v1::DeletePatientResponse response;
+  for (auto& stored : state->alerts) {
+    if (!IsActive(stored.record().status())) {
+      continue;
+    }
+    stored.mutable_record()->set_status(v1::ALERT_STATUS_RESOLVED);
+    change.events.push_back(MakeEvent(v1::ALERT_EVENT_TYPE_RESOLVED, patient_id, stored.record().alert()));
+    *response.add_resolved() = stored.record().alert();
+    change.alerts.push_back(stored);
+  }
+  auto committed = CommitAndPublish(change);
+  if (!committed.ok()) {
+    return committed.status();
+  }
+  response.set_last_event_number(committed->last_event_number);
+  return response;
+}
+
+absl::StatusOr<v1::AcknowledgeAlertResponse> PatientRegistry::Acknowledge(const v1::AcknowledgeAlertRequest& request) {
+  absl::MutexLock lock(&write_mu_);
+  auto patient_id = store_->FindAlertPatient(request.alert_id());
+  if (!patient_id.ok()) {
+    return patient_id.status();
+  }
+  if (!patient_id->has_value()) {
+    return absl::NotFoundError(absl::StrCat("alert_id: no alert '", request.alert_id().substr(0, 128),
+                                            "' of a stored patient"));
+  }
+  auto state = store_->LoadPatient(**patient_id);
+  if (!state.ok()) {
+    return state.status();
+  }
+  store::v1::StoredAlert* target = nullptr;
+  for (auto& a : state->alerts) {
+    if (a.record().alert().id() == request.alert_id()) {
+      target = &a;
+    }
+  }
+  if (target == nullptr) {
+    return absl::NotFoundError(absl::StrCat("alert_id: no alert '", request.alert_id().substr(0, 128), "'"));
+  }
+  if (!IsActive(target->record().status())) {
+    return absl::FailedPreconditionError("alert_id: the alert is resolved; only active alerts can be acknowledged");
+  }
+  v1::Acknowledgement ack;
+  ack.set_outcome(request.outcome());
+  *ack.mutable_reason() = request.reason();
+  ack.set_comment(request.comment());
+  ack.set_user(request.user());
+  if (request.outcome() == v1::ACKNOWLEDGEMENT_OUTCOME_OVERRIDDEN) {
+    target->mutable_record()->set_status(v1::ALERT_STATUS_OVERRIDDEN);
+    target->set_override_fingerprint(target->fingerprint());
+  } else {
+    target->mutable_record()->set_status(v1::ALERT_STATUS_ACCEPTED);
+  }
+  PatientChange change;
+  change.op = PatientChange::Op::kAlertsOnly;
+  change.patient_id = **patient_id;
+  change.expected_revision = state->revision;
+  change.alerts.push_back(*target);
+  v1::AlertEvent event = MakeEvent(v1::ALERT_EVENT_TYPE_ACKNOWLEDGED, **patient_id, target->record().alert());
+  *event.mutable_acknowledgement() = ack;
+  change.events.push_back(std::move(event));
+  auto committed = CommitAndPublish(change);
+  if (!committed.ok()) {
+    return committed.status();
+  }
+  v1::AcknowledgeAlertResponse response;
+  response.set_event_number(committed->last_event_number);
+  *response.mutable_alert() = committed->alerts.front().record();
+  return response;
+}
+
+absl::StatusOr<v1::ListAlertsResponse> PatientRegistry::ListAlerts(const v1::ListAlertsRequest& request) {
+  auto state = store_->LoadPatient(request.patient_id());
+  if (!state.ok()) {
+    return state.status();
+  }
+  if (!state->exists && state->alerts.empty()) {
+    return absl::NotFoundError(absl::StrCat("patient_id: no stored patient '", request.patient_id().substr(0, 128), "'"));
+  }
+  std::vector<v1::AlertRecord> records;
+  for (const auto& a : state->alerts) {
+    if (request.include_resolved() || IsActive(a.record().status())) {
+      records.push_back(a.record());
+    }
+  }
+  std::stable_sort(records.begin(), records.end(), [](const v1::AlertRecord& a, const v1::AlertRecord& b) {
+    const bool aa = IsActive(a.status());
+    const bool ba = IsActive(b.status());
+    if (aa != ba) {
+      return aa;
+    }
+    return a.alert().severity() > b.alert().severity();
+  });
+  v1::ListAlertsResponse response;
+  for (auto& r : records) {
+    *response.add_alerts() = std::move(r);
+  }
+  return response;
+}
+
+}  // namespace vigil

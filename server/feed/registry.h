@@ -1,0 +1,60 @@
+// The patient registry: stored patients, their active alerts, and the events
+// that record every change of those alerts. The domain side of the Patients
+// and AlertFeed services; it blocks on storage, so call it from threads the
+// application owns, never from gRPC's callback threads.
+#ifndef VIGIL_SERVER_FEED_REGISTRY_H_
+#define VIGIL_SERVER_FEED_REGISTRY_H_
+
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/feed/event_hub.h"
+#include "server/kb/holder.h"
+#include "server/store/store.h"
+#include "vigil/v1/alert_feed.pb.h"
+#include "vigil/v1/patients.pb.h"
+
+namespace vigil {
+
+class PatientRegistry {
+ public:
+  PatientRegistry(Store* store, const KnowledgeBaseHolder* kb, EventHub* hub) : store_(store), kb_(kb), hub_(hub) {}
+
+  // Creates or replaces a patient's context and re-screens it: alerts that
+  // appear are raised, alerts that no longer apply are resolved, an
+  // overridden alert whose facts are unchanged stays suppressed.
+  absl::StatusOr<v1::PutPatientResponse> PutPatient(const v1::Patient& patient);
+
+  absl::StatusOr<v1::Patient> GetPatient(const std::string& patient_id);
+
+  // Deletes a patient; their active alerts are resolved.
+  absl::StatusOr<v1::DeletePatientResponse> DeletePatient(const std::string& patient_id);
+
+  absl::StatusOr<v1::AcknowledgeAlertResponse> Acknowledge(const v1::AcknowledgeAlertRequest& request);
+
+  absl::StatusOr<v1::ListAlertsResponse> ListAlerts(const v1::ListAlertsRequest& request);
+
+  // The fingerprint of the facts behind an alert: severity, rule, drugs and
+  // evidence. An override holds while it does not change.
+  static std::string Fingerprint(const v1::Alert& alert);
+
+ private:
+  absl::StatusOr<CommitResult> CommitAndPublish(const PatientChange& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+
+  Store* const store_;
+  const KnowledgeBaseHolder* const kb_;
+  EventHub* const hub_;
+  // Serializes writes, so that events are published in commit order.
+  absl::Mutex write_mu_;
+};
+
+// Validation of the feed's requests (field paths in messages).
+absl::Status ValidateSubscribeRequest(const v1::SubscribeRequest& request);
+absl::Status ValidateAcknowledgeRequest(const v1::AcknowledgeAlertRequest& request);
+absl::Status ValidatePatientId(const std::string& patient_id, const std::string& field);
+
+}  // namespace vigil
+
+#endif  // VIGIL_SERVER_FEED_REGISTRY_H_

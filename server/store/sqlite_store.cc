@@ -1,0 +1,397 @@
+#include "server/store/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace vigil {
+namespace {
+
+// Schema migrations: entry i upgrades version i to i + 1.
+constexpr const char* kMigrations[] = {
+    // 0 -> 1: patients, alerts, events.
+    R"sql(
+CREATE TABLE patients (
+  id TEXT PRIMARY KEY,
+  revision INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  update_time TEXT NOT NULL
+);
+CREATE TABLE alerts (
+  alert_id TEXT PRIMARY KEY,
+  patient_id TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  update_time TEXT NOT NULL
+);
+CREATE INDEX alerts_by_patient ON alerts(patient_id);
+CREATE TABLE events (
+  event_number INTEGER PRIMARY KEY,
+  patient_id TEXT NOT NULL,
+  type INTEGER NOT NULL,
+  alert_id TEXT NOT NULL,
+  data BLOB NOT NULL,
+  event_time TEXT NOT NULL
+);
+CREATE TABLE patient_revisions (
+  id TEXT PRIMARY KEY,
+  revision INTEGER NOT NULL
+);
+)sql",
+};
+
+std::string Now() { return absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()); }
+
+// A prepared statement, finalized on destruction.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  bool ok() const { return rc_ == SQLITE_OK; }
+  int rc() const { return rc_; }
+  Statement& Bind(int i, const std::string& text) {
+    sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& BindBlob(int i, const std::string& bytes) {
+    sqlite3_bind_blob(stmt_, i, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& Bind(int i, int64_t value) {
+    sqlite3_bind_int64(stmt_, i, value);
+    return *this;
+  }
+  // Returns SQLITE_ROW, SQLITE_DONE or an error code.
+  int Step() {
+    rc_ = sqlite3_step(stmt_);
+    return rc_;
+  }
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::string Text(int col) const {
+    const auto* p = sqlite3_column_text(stmt_, col);
+    return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p),
+                                                      static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+  }
+  std::string Blob(int col) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
+    return p == nullptr ? std::string() : std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_OK;
+};
+
+// Maps an SQLite error to a status: storage faults are UNAVAILABLE (the
+// caller may retry once the fault clears), corruption is DATA_LOSS.
+absl::Status StatusFor(int rc, sqlite3* db, const std::string& path, const char* what) {
+  const std::string detail = absl::StrCat("database ", path, ": ", what, ": ", sqlite3_errstr(rc),
+                                          db != nullptr ? absl::StrCat(" (", sqlite3_errmsg(db), ")") : "");
+  switch (rc & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(detail);
+    case SQLITE_FULL:
+      return absl::UnavailableError(absl::StrCat(detail, "; the disk is full: writes resume when space is freed"));
+    case SQLITE_READONLY:
+      return absl::UnavailableError(absl::StrCat(detail, "; the database is read-only: writes resume when it is writable"));
+    default:
+      return absl::UnavailableError(detail);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                 nullptr);
+  if (rc != SQLITE_OK) {
+    auto status = StatusFor(rc, db, path, "cannot open");
+    sqlite3_close(db);
+    return status;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_extended_result_codes(db, 1);
+  std::unique_ptr<SqliteStore> store(new SqliteStore(db, path));
+  {
+    absl::MutexLock lock(&store->mu_);
+    for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
+      if (auto st = store->Exec(pragma); !st.ok()) {
+        return st;
+      }
+    }
+  }
+  if (auto st = store->Migrate(); !st.ok()) {
+    return st;
+  }
+  return store;
+}
+
+SqliteStore::~SqliteStore() {
+  absl::MutexLock lock(&mu_);
+  sqlite3_close(db_);
+}
+
+absl::Status SqliteStore::Exec(const char* sql) {
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &error);
+  sqlite3_free(error);
+  if (rc != SQLITE_OK) {
+    return StatusFor(rc, db_, path_, "statement failed");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::Migrate() {
+  absl::MutexLock lock(&mu_);
+  int version = 0;
+  {
+    Statement st(db_, "PRAGMA user_version");
+    if (!st.ok() || st.Step() != SQLITE_ROW) {
+      return StatusFor(st.rc(), db_, path_, "cannot read the schema version");
+    }
+    version = static_cast<int>(st.Int(0));
+  }
+  constexpr int kLatest = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
+  static_assert(kLatest == kSchemaVersion, "one migration per schema version");
+  if (version > kLatest) {
+    return absl::FailedPreconditionError(absl::StrCat("database ", path_, " has schema version ", version,
+                                                      ", newer than this server's ", kLatest,
+                                                      "; use a newer vigil-server"));
+  }
+  for (int v = version; v < kLatest; ++v) {
+    if (auto st = Exec("BEGIN IMMEDIATE"); !st.ok()) {
+      return st;
+    }
+    auto st = Exec(kMigrations[v]);
+    if (st.ok()) {
+      st = Exec(absl::StrCat("PRAGMA user_version=", v + 1).c_str());
+    }
+    if (!st.ok()) {
+      Exec("ROLLBACK").IgnoreError();
+      return st;
+    }
+    if (auto commit = Exec("COMMIT"); !commit.ok()) {
+      return commit;
+    }
+  }
+  schema_version_ = kLatest;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PatientState> SqliteStore::LoadPatient(const std::string& patient_id) {
+  absl::MutexLock lock(&mu_);
+  PatientState state;
+  {
+    Statement st(db_, "SELECT revision FROM patient_revisions WHERE id = ?");
+    st.Bind(1, patient_id);
+    const int rc = st.Step();
+    if (rc == SQLITE_ROW) {
+      state.revision = st.Int(0);
+    } else if (rc != SQLITE_DONE) {
+      return StatusFor(rc, db_, path_, "cannot read the patient's revision");
+    }
+  }
+  {
+    Statement st(db_, "SELECT data FROM patients WHERE id = ?");
+    st.Bind(1, patient_id);
+    const int rc = st.Step();
+    if (rc == SQLITE_ROW) {
+      state.exists = true;
+      if (!state.patient.ParseFromString(st.Blob(0))) {
+        return absl::DataLossError(absl::StrCat("database ", path_, ": patient record cannot be parsed"));
+      }
+    } else if (rc != SQLITE_DONE) {
+      return StatusFor(rc, db_, path_, "cannot read the patient");
+    }
+  }
+  Statement st(db_, "SELECT data FROM alerts WHERE patient_id = ? ORDER BY alert_id");
+  st.Bind(1, patient_id);
+  int rc = 0;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    auto& alert = state.alerts.emplace_back();
+    if (!alert.ParseFromString(st.Blob(0))) {
+      return absl::DataLossError(absl::StrCat("database ", path_, ": alert record cannot be parsed"));
+    }
+  }
+  if (rc != SQLITE_DONE) {
+    return StatusFor(rc, db_, path_, "cannot read the patient's alerts");
+  }
+  return state;
+}
+
+absl::StatusOr<CommitResult> SqliteStore::Commit(const PatientChange& change) {
+  absl::MutexLock lock(&mu_);
+  if (auto st = Exec("BEGIN IMMEDIATE"); !st.ok()) {
+    return st;
+  }
+  auto result = CommitLocked(change);
+  if (!result.ok()) {
+    Exec("ROLLBACK").IgnoreError();
+    return result.status();
+  }
+  if (auto st = Exec("COMMIT"); !st.ok()) {
+    Exec("ROLLBACK").IgnoreError();
+    return st;
+  }
+  return result;
+}
+
+absl::StatusOr<CommitResult> SqliteStore::CommitLocked(const PatientChange& change) {
+  const std::string now = Now();
+  // Optimistic concurrency: the change must be computed from the stored revision.
+  int64_t revision = 0;
+  {
+    Statement st(db_, "SELECT revision FROM patient_revisions WHERE id = ?");
+    st.Bind(1, change.patient_id);
+    const int rc = st.Step();
+    if (rc == SQLITE_ROW) {
+      revision = st.Int(0);
+    } else if (rc != SQLITE_DONE) {
+      return StatusFor(rc, db_, path_, "cannot read the patient's revision");
+    }
+  }
+  if (revision != change.expected_revision) {
+    return absl::AbortedError(absl::StrCat("patient ", change.patient_id, " changed concurrently (revision ", revision,
+                                           ", expected ", change.expected_revision, "); retry"));
+  }
+  {
+    Statement st(db_, "INSERT INTO patient_revisions(id, revision) VALUES(?, ?) "
+                      "ON CONFLICT(id) DO UPDATE SET revision = excluded.revision");
+    st.Bind(1, change.patient_id).Bind(2, revision + 1);
+    if (const int rc = st.Step(); rc != SQLITE_DONE) {
+      return StatusFor(rc, db_, path_, "cannot write the patient's revision");
+    }
+  }
+  if (change.op == PatientChange::Op::kPut) {
+    Statement st(db_, "INSERT INTO patients(id, revision, data, update_time) VALUES(?, ?, ?, ?) "
+                      "ON CONFLICT(id) DO UPDATE SET revision = excluded.revision, data = excluded.data, "
+                      "update_time = excluded.update_time");
+    st.Bind(1, change.patient_id).Bind(2, revision + 1).BindBlob(3, change.patient.SerializeAsString()).Bind(4, now);
+    if (const int rc = st.Step(); rc != SQLITE_DONE) {
+      return StatusFor(rc, db_, path_, "cannot write the patient");
+    }
+  } else if (change.op == PatientChange::Op::kDelete) {
+    Statement st(db_, "DELETE FROM patients WHERE id = ?");
+    st.Bind(1, change.patient_id);
+    if (const int rc = st.Step(); rc != SQLITE_DONE) {
+      return StatusFor(rc, db_, path_, "cannot delete the patient");
+    }
+  }
+  int64_t latest = 0;
+  {
+    Statement st(db_, "SELECT COALESCE(MAX(event_number), 0) FROM events");
+    if (const int rc = st.Step(); rc != SQLITE_ROW) {
+      return StatusFor(rc, db_, path_, "cannot read the latest event number");
+    }
+    latest = st.Int(0);
+  }
+  CommitResult result;
+  result.alerts = change.alerts;
+  for (const auto& event_in : change.events) {
+    StoredEvent stored;
+    stored.number = ++latest;
+    stored.event = event_in;
+    stored.event.set_event_time(now);
+    if (stored.event.has_acknowledgement()) {
+      stored.event.mutable_acknowledgement()->set_time(now);
+    }
+    // Append to the alert's history.
+    for (auto& alert : result.alerts) {
+      if (alert.record().alert().id() == stored.event.alert().id()) {
+        auto* h = alert.mutable_record()->add_history();
+        h->set_event_number(stored.number);
+        h->set_type(stored.event.type());
+        h->set_time(now);
+        if (stored.event.has_acknowledgement()) {
+          *h->mutable_acknowledgement() = stored.event.acknowledgement();
+        }
+      }
+    }
+    Statement st(db_, "INSERT INTO events(event_number, patient_id, type, alert_id, data, event_time) "
+                      "VALUES(?, ?, ?, ?, ?, ?)");
+    st.Bind(1, stored.number)
+        .Bind(2, stored.event.patient_id())
+        .Bind(3, static_cast<int64_t>(stored.event.type()))
+        .Bind(4, stored.event.alert().id())
+        .BindBlob(5, stored.event.SerializeAsString())
+        .Bind(6, now);
+    if (const int rc = st.Step(); rc != SQLITE_DONE) {
+      return StatusFor(rc, db_, path_, "cannot append an event");
+    }
+    result.events.push_back(std::move(stored));
+  }
+  for (const auto& alert : result.alerts) {
+    Statement st(db_, "INSERT INTO alerts(alert_id, patient_id, status, data, update_time) VALUES(?, ?, ?, ?, ?) "
+                      "ON CONFLICT(alert_id) DO UPDATE SET status = excluded.status, data = excluded.data, "
+                      "update_time = excluded.update_time");
+    st.Bind(1, alert.record().alert().id())
+        .Bind(2, change.patient_id)
+        .Bind(3, static_cast<int64_t>(alert.record().status()))
+        .BindBlob(4, alert.SerializeAsString())
+        .Bind(5, now);
+    if (const int rc = st.Step(); rc != SQLITE_DONE) {
+      return StatusFor(rc, db_, path_, "cannot write an alert");
+    }
+  }
+  result.last_event_number = latest;
+  return result;
+}
+
+absl::StatusOr<std::optional<std::string>> SqliteStore::FindAlertPatient(const std::string& alert_id) {
+  absl::MutexLock lock(&mu_);
+  Statement st(db_, "SELECT patient_id FROM alerts WHERE alert_id = ?");
+  st.Bind(1, alert_id);
+  const int rc = st.Step();
+  if (rc == SQLITE_ROW) {
+    return std::optional<std::string>(st.Text(0));
+  }
+  if (rc != SQLITE_DONE) {
+    return StatusFor(rc, db_, path_, "cannot look the alert up");
+  }
+  return std::optional<std::string>();
+}
+
+absl::StatusOr<std::vector<StoredEvent>> SqliteStore::ReadEvents(int64_t after, int limit) {
+  absl::MutexLock lock(&mu_);
+  Statement st(db_, "SELECT event_number, data FROM events WHERE event_number > ? ORDER BY event_number LIMIT ?");
+  st.Bind(1, after).Bind(2, static_cast<int64_t>(limit));
+  std::vector<StoredEvent> out;
+  int rc = 0;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    auto& e = out.emplace_back();
+    e.number = st.Int(0);
+    if (!e.event.ParseFromString(st.Blob(1))) {
+      return absl::DataLossError(absl::StrCat("database ", path_, ": event ", e.number, " cannot be parsed"));
+    }
+  }
+  if (rc != SQLITE_DONE) {
+    return StatusFor(rc, db_, path_, "cannot read events");
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> SqliteStore::LatestEventNumber() {
+  absl::MutexLock lock(&mu_);
+  Statement st(db_, "SELECT COALESCE(MAX(event_number), 0) FROM events");
+  if (const int rc = st.Step(); rc != SQLITE_ROW) {
+    return StatusFor(rc, db_, path_, "cannot read the latest event number");
+  }
+  return st.Int(0);
+}
+
+absl::Status SqliteStore::Health() {
+  auto latest = LatestEventNumber();
+  return latest.ok() ? absl::OkStatus() : latest.status();
+}
+
+}  // namespace vigil

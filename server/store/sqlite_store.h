@@ -1,0 +1,52 @@
+// The SQLite implementation of Store: one file, WAL mode, synchronous=FULL.
+#ifndef VIGIL_SERVER_STORE_SQLITE_STORE_H_
+#define VIGIL_SERVER_STORE_SQLITE_STORE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/store/store.h"
+
+struct sqlite3;
+
+namespace vigil {
+
+class SqliteStore final : public Store {
+ public:
+  // The schema version this build writes. Older files are migrated in place
+  // when opened; a file from a newer version is refused.
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens (creating if needed) and migrates the database at `path`.
+  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
+
+  ~SqliteStore() override;
+
+  absl::StatusOr<PatientState> LoadPatient(const std::string& patient_id) override;
+  absl::StatusOr<CommitResult> Commit(const PatientChange& change) override;
+  absl::StatusOr<std::optional<std::string>> FindAlertPatient(const std::string& alert_id) override;
+  absl::StatusOr<std::vector<StoredEvent>> ReadEvents(int64_t after, int limit) override;
+  absl::StatusOr<int64_t> LatestEventNumber() override;
+  absl::Status Health() override;
+
+  // The schema version of the open file.
+  int schema_version() const { return schema_version_; }
+
+ private:
+  explicit SqliteStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  absl::Status Migrate();
+  absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<CommitResult> CommitLocked(const PatientChange& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
+  const std::string path_;
+  int schema_version_ = 0;
+};
+
+}  // namespace vigil
+
+#endif  // VIGIL_SERVER_STORE_SQLITE_STORE_H_

@@ -1,0 +1,90 @@
+// Storage of stored patients, their alerts and the alert feed's events.
+//
+// The contract, for every implementation: a Commit is atomic and durable
+// when it returns OK (it survives a crash of the process); event numbers rise
+// by one across the store with no gap; a Commit whose expected revision does
+// not match the stored one changes nothing and fails with ABORTED, so several
+// servers can share one database; storage faults fail with UNAVAILABLE and a
+// clear message, and leave the stored data as it was.
+#ifndef VIGIL_SERVER_STORE_STORE_H_
+#define VIGIL_SERVER_STORE_STORE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "vigil/store/v1/store.pb.h"
+#include "vigil/v1/alert_feed.pb.h"
+#include "vigil/v1/patient.pb.h"
+
+namespace vigil {
+
+// An event with its number.
+struct StoredEvent {
+  int64_t number = 0;
+  v1::AlertEvent event;
+};
+
+// What the store holds for one patient.
+struct PatientState {
+  // False when the patient is not stored (its alerts may still be, resolved).
+  bool exists = false;
+  // Rises with every change of the patient; 0 when never stored.
+  int64_t revision = 0;
+  v1::Patient patient;
+  // Every alert ever raised for the patient, keyed by alert id.
+  std::vector<store::v1::StoredAlert> alerts;
+};
+
+// A change to one patient, written atomically.
+struct PatientChange {
+  enum class Op { kPut, kDelete, kAlertsOnly };
+  Op op = Op::kPut;
+  std::string patient_id;
+  // The revision the change was computed from (PatientState::revision).
+  int64_t expected_revision = 0;
+  // For kPut: the new context.
+  v1::Patient patient;
+  // Alerts to insert or replace (by alert id).
+  std::vector<store::v1::StoredAlert> alerts;
+  // Events to append, in order. The store numbers them, sets their time, and
+  // appends an entry to the history of the alert (in `alerts`) each names.
+  std::vector<v1::AlertEvent> events;
+};
+
+struct CommitResult {
+  std::vector<StoredEvent> events;
+  // The latest event number after the commit.
+  int64_t last_event_number = 0;
+  // The alerts as written (with their history entries).
+  std::vector<store::v1::StoredAlert> alerts;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Loads a patient's state.
+  virtual absl::StatusOr<PatientState> LoadPatient(const std::string& patient_id) = 0;
+
+  // Writes a change atomically (see the contract above).
+  virtual absl::StatusOr<CommitResult> Commit(const PatientChange& change) = 0;
+
+  // The patient an alert belongs to, or nullopt when no such alert is stored.
+  virtual absl::StatusOr<std::optional<std::string>> FindAlertPatient(const std::string& alert_id) = 0;
+
+  // Events with numbers greater than `after`, in order, at most `limit`.
+  virtual absl::StatusOr<std::vector<StoredEvent>> ReadEvents(int64_t after, int limit) = 0;
+
+  // The latest event number (0 when there is none).
+  virtual absl::StatusOr<int64_t> LatestEventNumber() = 0;
+
+  // True when the store can be read and written.
+  virtual absl::Status Health() = 0;
+};
+
+}  // namespace vigil
+
+#endif  // VIGIL_SERVER_STORE_STORE_H_
