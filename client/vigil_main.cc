@@ -28,6 +28,8 @@
 #include "vigil/v1/decision_support.grpc.pb.h"
 #include "vigil/v1/drug_catalog.grpc.pb.h"
 #include "vigil/v1/admin.grpc.pb.h"
+#include "vigil/v1/alert_feed.grpc.pb.h"
+#include "vigil/v1/patients.grpc.pb.h"
 #include "client/demo.h"
 
 namespace {
@@ -52,6 +54,7 @@ Commands:
   check [OPTIONS] DRUG...   screen the proposed DRUGs for a patient
       --patient=FILE        patient context as JSON (vigil.v1.Patient, e.g. {"id": "p1", "conditions": [...]})
       --patient-id=ID       the patient's id (alert ids are stable per patient)
+      --stored=ID           check against the stored context of patient ID (see `patient put`)
       --condition=CODE      a condition: ICD-10-CM code (N18.4), or snomed:CODE, or SYSTEM|CODE
       --allergy=SUBSTANCE   an allergy to a drug or class
       --current=DRUG        a current medication
@@ -62,6 +65,15 @@ Commands:
   search TEXT [--class=ID]  find drugs by name
   demo                      run the silperisone monograph's situations and check the alerts
   kb                        show the serving knowledge base: version, sources, size
+  patient put FILE          store a patient's context (vigil.v1.Patient JSON); prints alerts raised/resolved
+  patient get ID            print a stored patient's context as JSON
+  patient delete ID         delete a stored patient (their alerts are resolved)
+  subscribe [OPTIONS]       follow the alert feed
+      --patient=ID ...  --kind=contraindication|drug_interaction|allergy|duplicate_therapy|unscreened_drug|incomplete_data ...
+      --min-severity=info|minor|moderate|major|contraindicated  --after=N (resume after event N; 0: all)
+      --heartbeat=SECONDS  --count=N (exit after N events)
+  ack ALERT_ID --user=NAME --outcome=accepted|overridden [--reason=CODE] [--reason-system=URI] [--comment=TEXT]
+  alerts PATIENT_ID [--all] list a patient's alerts with status and history (--all: resolved too)
   reload                    reload the knowledge base on the server (Admin; old one keeps serving on failure)
   help                      this text
 
@@ -283,6 +295,8 @@ int CommandCheck(const Options& options, const std::vector<std::string>& args,
   for (const auto& arg : args) {
     if (FlagValue(arg, "patient")) {
       continue;
+    } else if (auto stored = FlagValue(arg, "stored")) {
+      request.set_patient_id(*stored);
     } else if (auto pid = FlagValue(arg, "patient-id")) {
       patient->set_id(*pid);
     } else if (auto cond = FlagValue(arg, "condition")) {
@@ -310,6 +324,13 @@ int CommandCheck(const Options& options, const std::vector<std::string>& args,
     } else {
       request.add_proposed_medications()->set_drug(arg);
     }
+  }
+  if (!request.patient_id().empty()) {
+    if (patient->ByteSizeLong() > 0) {
+      std::cerr << "error: --stored checks the stored context; it cannot be combined with patient options\n";
+      return kExitUsage;
+    }
+    request.clear_patient();
   }
   const CheckOutcome outcome = RunCheck(stub, options, request, /*print=*/true);
   if (outcome.status.ok() && outcome.summary.has_value() && !options.json) {
@@ -452,6 +473,242 @@ int CommandKb(const Options& options, vigil::v1::DrugCatalog::Stub& stub) {
     std::cout << ToJson(kb) << "\n";
   } else {
     PrintKnowledgeBase(kb);
+  }
+  return kExitClean;
+}
+
+std::chrono::system_clock::time_point Deadline(const Options& options) {
+  return std::chrono::system_clock::now() + std::chrono::seconds(options.timeout_seconds);
+}
+
+std::string Upper(std::string s) {
+  for (auto& c : s) {
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return s;
+}
+
+int CommandPatient(const Options& options, const std::vector<std::string>& args,
+                   vigil::v1::Patients::Stub& stub) {
+  if (args.size() != 2 || (args[0] != "put" && args[0] != "get" && args[0] != "delete")) {
+    std::cerr << "usage: vigil patient put FILE | get ID | delete ID\n";
+    return kExitUsage;
+  }
+  grpc::ClientContext context;
+  context.set_deadline(Deadline(options));
+  if (args[0] == "put") {
+    std::ifstream in(args[1]);
+    if (!in) {
+      std::cerr << "error: cannot read " << args[1] << "\n";
+      return kExitUsage;
+    }
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    vigil::v1::PutPatientRequest request;
+    if (const auto st = google::protobuf::util::JsonStringToMessage(buffer.str(), request.mutable_patient()); !st.ok()) {
+      std::cerr << "error: " << args[1] << " is not a vigil.v1.Patient in JSON: " << st.message() << "\n";
+      return kExitUsage;
+    }
+    vigil::v1::PutPatientResponse response;
+    const auto status = stub.PutPatient(&context, request, &response);
+    if (!status.ok()) {
+      return ExitForStatus(status);
+    }
+    if (options.json) {
+      std::cout << ToJson(response) << "\n";
+      return kExitClean;
+    }
+    std::cout << (response.created() ? "created" : "updated") << " patient " << request.patient().id() << ": "
+              << response.raised_size() << " raised, " << response.resolved_size() << " resolved, "
+              << response.active_size() << " active; last event " << response.last_event_number() << "\n";
+    for (const auto& a : response.raised()) {
+      std::cout << "+ ";
+      PrintAlert(a);
+    }
+    for (const auto& a : response.resolved()) {
+      std::cout << "- resolved " << a.id() << ": " << a.summary() << "\n";
+    }
+    return kExitClean;
+  }
+  if (args[0] == "get") {
+    vigil::v1::GetPatientRequest request;
+    request.set_patient_id(args[1]);
+    vigil::v1::Patient patient;
+    const auto status = stub.GetPatient(&context, request, &patient);
+    if (!status.ok()) {
+      return ExitForStatus(status);
+    }
+    std::cout << ToJson(patient) << "\n";
+    return kExitClean;
+  }
+  vigil::v1::DeletePatientRequest request;
+  request.set_patient_id(args[1]);
+  vigil::v1::DeletePatientResponse response;
+  const auto status = stub.DeletePatient(&context, request, &response);
+  if (!status.ok()) {
+    return ExitForStatus(status);
+  }
+  if (options.json) {
+    std::cout << ToJson(response) << "\n";
+  } else {
+    std::cout << "deleted patient " << args[1] << ": " << response.resolved_size() << " alerts resolved; last event "
+              << response.last_event_number() << "\n";
+  }
+  return kExitClean;
+}
+
+int CommandSubscribe(const Options& options, const std::vector<std::string>& args,
+                     vigil::v1::AlertFeed::Stub& stub) {
+  vigil::v1::SubscribeRequest request;
+  int64_t count = -1;
+  for (const auto& arg : args) {
+    if (auto patient = FlagValue(arg, "patient")) {
+      request.add_patient_ids(*patient);
+    } else if (auto kind = FlagValue(arg, "kind")) {
+      vigil::v1::AlertKind k;
+      if (!vigil::v1::AlertKind_Parse("ALERT_KIND_" + Upper(*kind), &k)) {
+        std::cerr << "error: unknown kind " << *kind << "\n";
+        return kExitUsage;
+      }
+      request.add_kinds(k);
+    } else if (auto sev = FlagValue(arg, "min-severity")) {
+      vigil::v1::Severity s;
+      if (!vigil::v1::Severity_Parse("SEVERITY_" + Upper(*sev), &s)) {
+        std::cerr << "error: unknown severity " << *sev << "\n";
+        return kExitUsage;
+      }
+      request.set_min_severity(s);
+    } else if (auto after = FlagValue(arg, "after")) {
+      int64_t n = 0;
+      if (!absl::SimpleAtoi(*after, &n)) {
+        std::cerr << "error: --after needs an event number\n";
+        return kExitUsage;
+      }
+      request.set_after_event_number(n);
+    } else if (auto hb = FlagValue(arg, "heartbeat")) {
+      int n = 0;
+      if (!absl::SimpleAtoi(*hb, &n)) {
+        std::cerr << "error: --heartbeat needs seconds\n";
+        return kExitUsage;
+      }
+      request.set_heartbeat_interval_seconds(n);
+    } else if (auto c = FlagValue(arg, "count")) {
+      if (!absl::SimpleAtoi(*c, &count) || count < 1) {
+        std::cerr << "error: --count needs a positive number\n";
+        return kExitUsage;
+      }
+    } else {
+      std::cerr << "error: unknown option " << arg << " for subscribe\n";
+      return kExitUsage;
+    }
+  }
+  grpc::ClientContext context;
+  auto reader = stub.Subscribe(&context, request);
+  vigil::v1::SubscribeResponse response;
+  int64_t events = 0;
+  while (reader->Read(&response)) {
+    if (options.json) {
+      std::cout << ToJson(response) << std::endl;
+    } else if (response.has_heartbeat()) {
+      std::cout << "# heartbeat: latest event " << response.event_number() << std::endl;
+    } else {
+      const auto& e = response.alert_event();
+      std::string type = vigil::v1::AlertEventType_Name(e.type());
+      std::cout << response.event_number() << "  " << absl::StripPrefix(type, "ALERT_EVENT_TYPE_") << "  patient "
+                << e.patient_id() << "  " << SeverityLabel(e.alert().severity()) << "  " << e.alert().summary()
+                << "  (" << e.alert().id() << ")";
+      if (e.has_acknowledgement()) {
+        std::cout << "  by " << e.acknowledgement().user();
+      }
+      std::cout << std::endl;
+    }
+    if (response.has_alert_event() && count > 0 && ++events >= count) {
+      context.TryCancel();
+      reader->Finish();
+      return kExitClean;
+    }
+  }
+  const auto status = reader->Finish();
+  return status.ok() ? kExitClean : ExitForStatus(status);
+}
+
+int CommandAck(const Options& options, const std::vector<std::string>& args, vigil::v1::AlertFeed::Stub& stub) {
+  vigil::v1::AcknowledgeAlertRequest request;
+  for (const auto& arg : args) {
+    if (auto outcome = FlagValue(arg, "outcome")) {
+      vigil::v1::AcknowledgementOutcome o;
+      if (!vigil::v1::AcknowledgementOutcome_Parse("ACKNOWLEDGEMENT_OUTCOME_" + Upper(*outcome), &o)) {
+        std::cerr << "error: --outcome is accepted or overridden\n";
+        return kExitUsage;
+      }
+      request.set_outcome(o);
+    } else if (auto reason = FlagValue(arg, "reason")) {
+      request.mutable_reason()->set_code(*reason);
+    } else if (auto system = FlagValue(arg, "reason-system")) {
+      request.mutable_reason()->set_system(*system);
+    } else if (auto comment = FlagValue(arg, "comment")) {
+      request.set_comment(*comment);
+    } else if (auto user = FlagValue(arg, "user")) {
+      request.set_user(*user);
+    } else if (absl::StartsWith(arg, "--")) {
+      std::cerr << "error: unknown option " << arg << " for ack\n";
+      return kExitUsage;
+    } else {
+      request.set_alert_id(arg);
+    }
+  }
+  grpc::ClientContext context;
+  context.set_deadline(Deadline(options));
+  vigil::v1::AcknowledgeAlertResponse response;
+  const auto status = stub.AcknowledgeAlert(&context, request, &response);
+  if (!status.ok()) {
+    return ExitForStatus(status);
+  }
+  if (options.json) {
+    std::cout << ToJson(response) << "\n";
+  } else {
+    std::cout << "acknowledged " << request.alert_id() << " (event " << response.event_number() << "): "
+              << vigil::v1::AlertStatus_Name(response.alert().status()) << "\n";
+  }
+  return kExitClean;
+}
+
+int CommandAlerts(const Options& options, const std::vector<std::string>& args, vigil::v1::AlertFeed::Stub& stub) {
+  vigil::v1::ListAlertsRequest request;
+  for (const auto& arg : args) {
+    if (arg == "--all") {
+      request.set_include_resolved(true);
+    } else {
+      request.set_patient_id(arg);
+    }
+  }
+  grpc::ClientContext context;
+  context.set_deadline(Deadline(options));
+  vigil::v1::ListAlertsResponse response;
+  const auto status = stub.ListAlerts(&context, request, &response);
+  if (!status.ok()) {
+    return ExitForStatus(status);
+  }
+  for (const auto& record : response.alerts()) {
+    if (options.json) {
+      std::cout << ToJson(record) << "\n";
+      continue;
+    }
+    const std::string st = vigil::v1::AlertStatus_Name(record.status());
+    std::cout << absl::StripPrefix(st, "ALERT_STATUS_") << "  ";
+    PrintAlert(record.alert());
+    for (const auto& h : record.history()) {
+      const std::string t = vigil::v1::AlertEventType_Name(h.type());
+      std::cout << "    event " << h.event_number() << " " << absl::StripPrefix(t, "ALERT_EVENT_TYPE_") << " at "
+                << h.time();
+      if (h.has_acknowledgement()) {
+        std::cout << " by " << h.acknowledgement().user();
+        if (!h.acknowledgement().reason().code().empty()) {
+          std::cout << " (reason " << h.acknowledgement().reason().code() << ")";
+        }
+      }
+      std::cout << "\n";
+    }
   }
   return kExitClean;
 }
@@ -604,6 +861,22 @@ int main(int argc, char** argv) {
   if (command == "reload") {
     auto stub = vigil::v1::Admin::NewStub(channel);
     return CommandReload(options, *stub);
+  }
+  if (command == "patient") {
+    auto stub = vigil::v1::Patients::NewStub(channel);
+    return CommandPatient(options, args, *stub);
+  }
+  if (command == "subscribe") {
+    auto stub = vigil::v1::AlertFeed::NewStub(channel);
+    return CommandSubscribe(options, args, *stub);
+  }
+  if (command == "ack") {
+    auto stub = vigil::v1::AlertFeed::NewStub(channel);
+    return CommandAck(options, args, *stub);
+  }
+  if (command == "alerts") {
+    auto stub = vigil::v1::AlertFeed::NewStub(channel);
+    return CommandAlerts(options, args, *stub);
   }
   if (command == "demo") {
     auto stub = vigil::v1::DecisionSupport::NewStub(channel);

@@ -8,4 +8,5 @@ bash scripts/build.sh
 BUILD_DIR="${VIGIL_BUILD_DIR:-build}"
 echo "vigil: starting the server on 127.0.0.1:50051 (Ctrl-C stops it);" \
      "try: $BUILD_DIR/client/vigil demo" >&2
-exec "$BUILD_DIR/server/vigil-server" --listen=127.0.0.1:50051 --kb="$PWD/data/kb" "$@"
+exec "$BUILD_DIR/server/vigil-server" --listen=127.0.0.1:50051 --kb="$PWD/data/kb" \
+  --db="${VIGIL_DB:-$PWD/vigil.db}" "$@"

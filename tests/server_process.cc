@@ -8,8 +8,10 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -33,6 +35,18 @@ ServerProcess::ServerProcess(const std::vector<std::string>& args) {
     return;
   }
   std::vector<std::string> full = {VIGIL_SERVER_BIN, "--listen=127.0.0.1:0"};
+  bool has_db = false;
+  for (const auto& a : args) {
+    has_db = has_db || absl::StartsWith(a, "--db=");
+  }
+  if (!has_db) {
+    // Each server gets its own database unless the test names one.
+    std::string pattern = "/tmp/vigil-db-XXXXXX";
+    if (mkdtemp(pattern.data()) != nullptr) {
+      db_dir_ = pattern;
+      full.push_back(absl::StrCat("--db=", db_dir_, "/vigil.db"));
+    }
+  }
   full.insert(full.end(), args.begin(), args.end());
   pid_ = fork();
   if (pid_ == 0) {
@@ -82,6 +96,10 @@ ServerProcess::~ServerProcess() {
   }
   if (stderr_fd_ >= 0) {
     close(stderr_fd_);
+  }
+  if (!db_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(db_dir_, ec);
   }
 }
 

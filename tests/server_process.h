@@ -36,6 +36,7 @@ class ServerProcess {
   int stderr_fd_ = -1;
   int port_ = 0;
   std::string log_;
+  std::string db_dir_;
 };
 
 // The output and exit code of a command.

@@ -184,8 +184,29 @@ absl::Status ValidatePatient(const v1::Patient& patient, const std::string& pref
 }
 
 absl::Status ValidateCheckRequest(const v1::CheckMedicationsRequest& request) {
+  if (!request.patient_id().empty()) {
+    if (request.has_patient()) {
+      return Invalid("patient_id", "give either patient or patient_id, not both");
+    }
+    if (auto st = CheckRequired(request.patient_id(), "patient_id", kMaxIdBytes); !st.ok()) {
+      return st;
+    }
+    if (request.proposed_medications_size() > kMaxMedications) {
+      return Invalid("proposed_medications",
+                     absl::StrCat("has ", request.proposed_medications_size(), " entries; at most ",
+                                  kMaxMedications, " are allowed"));
+    }
+    for (int i = 0; i < request.proposed_medications_size(); ++i) {
+      if (auto st = ValidateMedicationOrder(request.proposed_medications(i),
+                                            absl::StrCat("proposed_medications[", i, "]"));
+          !st.ok()) {
+        return st;
+      }
+    }
+    return absl::OkStatus();
+  }
   if (!request.has_patient()) {
-    return Invalid("patient", "is required");
+    return Invalid("patient", "is required (or patient_id of a stored patient)");
   }
   if (request.proposed_medications_size() > kMaxMedications) {
     return Invalid("proposed_medications",

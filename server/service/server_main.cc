@@ -1,4 +1,5 @@
 // vigil-server: the Vigil clinical decision-support gRPC server.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -19,7 +20,10 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "server/common/log.h"
 #include "server/common/worker.h"
+#include "server/feed/event_hub.h"
+#include "server/feed/registry.h"
 #include "server/kb/holder.h"
+#include "server/store/sqlite_store.h"
 #include "server/kb/loader.h"
 #include "server/service/services.h"
 
@@ -29,6 +33,10 @@ ABSL_FLAG(std::string, kb, VIGIL_DEFAULT_KB,
 ABSL_FLAG(std::string, import, "",
           "Bulk interaction imports: comma-separated DDInter CSV files or folders of them. A file with any malformed "
           "row refuses the whole knowledge base.");
+ABSL_FLAG(std::string, db, "vigil.db", "SQLite database file of stored patients, alerts and events (created if missing).");
+ABSL_FLAG(int, subscriber_queue, 1000,
+          "Most events queued for one subscriber; a subscriber further behind is closed with RESOURCE_EXHAUSTED and "
+          "resumes from its last event.");
 ABSL_FLAG(int, shutdown_grace_seconds, 10, "On SIGTERM/SIGINT, how long calls in flight may take to finish.");
 
 namespace {
@@ -72,6 +80,25 @@ int main(int argc, char** argv) {
   vigil::KnowledgeBaseHolder holder(*std::move(kb), spec);
   vigil::Worker worker;
 
+  auto store = vigil::SqliteStore::Open(absl::GetFlag(FLAGS_db));
+  if (!store.ok()) {
+    vigil::LogError("database_unavailable", {{"path", absl::GetFlag(FLAGS_db)}, {"reason", std::string(store.status().message())}});
+    std::cerr << store.status().message() << std::endl;
+    return 1;
+  }
+  vigil::EventHub::Options hub_options;
+  hub_options.max_queue = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_subscriber_queue)));
+  vigil::EventHub hub(store->get(), hub_options);
+  if (auto st = hub.Start(); !st.ok()) {
+    vigil::LogError("database_unavailable", {{"reason", std::string(st.message())}});
+    return 1;
+  }
+  vigil::LogInfo("database_open", {{"path", absl::GetFlag(FLAGS_db)},
+                                   {"schema_version", absl::StrCat((*store)->schema_version())},
+                                   {"latest_event_number", absl::StrCat(hub.latest())}});
+  vigil::Worker db_worker;
+  vigil::PatientRegistry registry(store->get(), &holder, &hub);
+
   const std::string listen = absl::GetFlag(FLAGS_listen);
   if (!IsLoopback(listen)) {
     vigil::LogWarning("plaintext_non_loopback",
@@ -79,7 +106,9 @@ int main(int argc, char** argv) {
                        {"message", "serving without TLS on a non-loopback address; use only on a trusted network"}});
   }
 
-  vigil::DecisionSupportService decision_support(&holder);
+  vigil::DecisionSupportService decision_support(&holder, &registry, &db_worker);
+  vigil::PatientsService patients(&registry, &db_worker);
+  vigil::AlertFeedService alert_feed(&registry, &hub, &db_worker);
   vigil::DrugCatalogService drug_catalog(&holder);
   vigil::AdminService admin(&holder, &worker);
 
@@ -91,6 +120,8 @@ int main(int argc, char** argv) {
   builder.RegisterService(&decision_support);
   builder.RegisterService(&drug_catalog);
   builder.RegisterService(&admin);
+  builder.RegisterService(&patients);
+  builder.RegisterService(&alert_feed);
   builder.SetMaxReceiveMessageSize(8 * 1024 * 1024);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
@@ -121,6 +152,8 @@ int main(int argc, char** argv) {
   }
   vigil::LogInfo("shutting_down", {{"signal", absl::StrCat(signal_number)}});
   health->SetServingStatus(false);
+  // Subscribers are told to resume elsewhere before the listener closes.
+  hub.CloseAll(absl::UnavailableError("the server is shutting down"));
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds)));
   server->Wait();

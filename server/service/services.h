@@ -6,7 +6,11 @@
 #include <memory>
 
 #include "server/common/worker.h"
+#include "server/feed/event_hub.h"
+#include "server/feed/registry.h"
 #include "server/kb/holder.h"
+#include "vigil/v1/alert_feed.grpc.pb.h"
+#include "vigil/v1/patients.grpc.pb.h"
 #include "vigil/v1/admin.grpc.pb.h"
 #include "vigil/v1/decision_support.grpc.pb.h"
 #include "vigil/v1/drug_catalog.grpc.pb.h"
@@ -15,13 +19,54 @@ namespace vigil {
 
 class DecisionSupportService final : public v1::DecisionSupport::CallbackService {
  public:
-  explicit DecisionSupportService(const KnowledgeBaseHolder* kb) : kb_(kb) {}
+  // `registry` and `db_worker` serve checks by patient_id (stored context).
+  DecisionSupportService(const KnowledgeBaseHolder* kb, PatientRegistry* registry, Worker* db_worker)
+      : kb_(kb), registry_(registry), db_worker_(db_worker) {}
 
   grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* CheckMedications(
       grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request) override;
 
  private:
   const KnowledgeBaseHolder* kb_;
+  PatientRegistry* registry_;
+  Worker* db_worker_;
+};
+
+// Database work runs on `db_worker`, never on gRPC's threads.
+class PatientsService final : public v1::Patients::CallbackService {
+ public:
+  PatientsService(PatientRegistry* registry, Worker* db_worker) : registry_(registry), db_worker_(db_worker) {}
+
+  grpc::ServerUnaryReactor* PutPatient(grpc::CallbackServerContext* context, const v1::PutPatientRequest* request,
+                                       v1::PutPatientResponse* response) override;
+  grpc::ServerUnaryReactor* GetPatient(grpc::CallbackServerContext* context, const v1::GetPatientRequest* request,
+                                       v1::Patient* response) override;
+  grpc::ServerUnaryReactor* DeletePatient(grpc::CallbackServerContext* context,
+                                          const v1::DeletePatientRequest* request,
+                                          v1::DeletePatientResponse* response) override;
+
+ private:
+  PatientRegistry* registry_;
+  Worker* db_worker_;
+};
+
+class AlertFeedService final : public v1::AlertFeed::CallbackService {
+ public:
+  AlertFeedService(PatientRegistry* registry, EventHub* hub, Worker* db_worker)
+      : registry_(registry), hub_(hub), db_worker_(db_worker) {}
+
+  grpc::ServerWriteReactor<v1::SubscribeResponse>* Subscribe(grpc::CallbackServerContext* context,
+                                                            const v1::SubscribeRequest* request) override;
+  grpc::ServerUnaryReactor* AcknowledgeAlert(grpc::CallbackServerContext* context,
+                                             const v1::AcknowledgeAlertRequest* request,
+                                             v1::AcknowledgeAlertResponse* response) override;
+  grpc::ServerUnaryReactor* ListAlerts(grpc::CallbackServerContext* context, const v1::ListAlertsRequest* request,
+                                       v1::ListAlertsResponse* response) override;
+
+ private:
+  PatientRegistry* registry_;
+  EventHub* hub_;
+  Worker* db_worker_;
 };
 
 class DrugCatalogService final : public v1::DrugCatalog::CallbackService {
