@@ -225,6 +225,16 @@ void EventHub::Publish(const std::vector<StoredEvent>& events) {
       if (sub->finish_.has_value() || sub->overflowed_ || sub->catching_up_) {
         continue;
       }
+      // Bounded: a subscriber whose backlog is already full when a commit's
+      // events arrive is closed (it resumes from its last event). A commit's
+      // events are queued together, so the bound is max_queue plus one commit.
+      if (sub->queue_.size() >= options_.max_queue) {
+        sub->overflowed_ = true;
+        sub->queue_.clear();
+        sub->finish_pending_since_ = absl::Now();
+        to_notify.push_back(sub);
+        continue;
+      }
       bool added = false;
       for (const auto& e : events) {
         if (e.number <= sub->cursor_) {
@@ -234,19 +244,12 @@ void EventHub::Publish(const std::vector<StoredEvent>& events) {
         if (!sub->filter_.Matches(e.event)) {
           continue;
         }
-        if (sub->queue_.size() >= options_.max_queue) {
-          // Bounded: stop queuing for this subscriber and close it.
-          sub->overflowed_ = true;
-          sub->queue_.clear();
-          sub->finish_pending_since_ = absl::Now();
-          break;
-        }
         auto& msg = sub->queue_.emplace_back();
         msg.set_event_number(e.number);
         *msg.mutable_alert_event() = e.event;
         added = true;
       }
-      if (added || sub->overflowed_) {
+      if (added) {
         to_notify.push_back(sub);
       }
     }

@@ -99,8 +99,9 @@ class Subscription : public std::enable_shared_from_this<Subscription> {
 class EventHub {
  public:
   struct Options {
-    // Most messages queued for one subscriber; past it the subscriber is
-    // closed with RESOURCE_EXHAUSTED (it can resume from its last event).
+    // Most messages queued for one subscriber before a commit's events are
+    // added; past it the subscriber is closed with RESOURCE_EXHAUSTED (it can
+    // resume from its last event).
     size_t max_queue = 1000;
     // Events read from the store per replay page.
     int page_size = 256;

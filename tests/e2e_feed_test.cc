@@ -1,0 +1,519 @@
+// End-to-end tests of the patient registry and the durable alert feed, with
+// a real server process and a real SQLite database file.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/server_process.h"
+#include "vigil/v1/alert_feed.grpc.pb.h"
+#include "vigil/v1/decision_support.grpc.pb.h"
+#include "vigil/v1/patients.grpc.pb.h"
+
+namespace vigil {
+namespace {
+
+using ::vigil::testing::ServerProcess;
+
+v1::Patient MakePatient(const std::string& id, bool severe_renal, int unknown_drugs = 0) {
+  v1::Patient p;
+  p.set_id(id);
+  p.add_medications()->set_drug("silperisone");
+  if (severe_renal) {
+    auto* c = p.add_conditions()->mutable_code();
+    c->set_system("http://hl7.org/fhir/sid/icd-10-cm");
+    c->set_code("N18.4");
+  }
+  for (int i = 0; i < unknown_drugs; ++i) {
+    p.add_medications()->set_drug(absl::StrCat("not-a-drug-", i));
+  }
+  return p;
+}
+
+class Client {
+ public:
+  explicit Client(const std::string& address)
+      : channel_(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())),
+        patients_(v1::Patients::NewStub(channel_)),
+        feed_(v1::AlertFeed::NewStub(channel_)),
+        check_(v1::DecisionSupport::NewStub(channel_)) {}
+
+  grpc::Status Put(const v1::Patient& patient, v1::PutPatientResponse* response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::PutPatientRequest request;
+    *request.mutable_patient() = patient;
+    return patients_->PutPatient(&context, request, response);
+  }
+  v1::PutPatientResponse MustPut(const v1::Patient& patient) {
+    v1::PutPatientResponse response;
+    const auto status = Put(patient, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
+  }
+  grpc::Status Ack(const std::string& alert_id, v1::AcknowledgementOutcome outcome,
+                   v1::AcknowledgeAlertResponse* response) {
+    grpc::ClientContext context;
+    v1::AcknowledgeAlertRequest request;
+    request.set_alert_id(alert_id);
+    request.set_outcome(outcome);
+    request.mutable_reason()->set_code("benefit-outweighs-risk");
+    request.set_comment("discussed with nephrology");
+    request.set_user("dr-test");
+    return feed_->AcknowledgeAlert(&context, request, response);
+  }
+  v1::ListAlertsResponse List(const std::string& patient_id, bool all) {
+    grpc::ClientContext context;
+    v1::ListAlertsRequest request;
+    request.set_patient_id(patient_id);
+    request.set_include_resolved(all);
+    v1::ListAlertsResponse response;
+    EXPECT_TRUE(feed_->ListAlerts(&context, request, &response).ok());
+    return response;
+  }
+  std::shared_ptr<grpc::Channel> channel() { return channel_; }
+  v1::AlertFeed::Stub& feed() { return *feed_; }
+  v1::Patients::Stub& patients() { return *patients_; }
+  v1::DecisionSupport::Stub& check() { return *check_; }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Patients::Stub> patients_;
+  std::unique_ptr<v1::AlertFeed::Stub> feed_;
+  std::unique_ptr<v1::DecisionSupport::Stub> check_;
+};
+
+std::shared_ptr<grpc::Channel> StalledChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+// A subscription read on a thread of its own.
+class Subscriber {
+ public:
+  // A subscriber that does not read at first gets a channel without
+  // bandwidth probing, so that HTTP/2 flow control stops the server's writes
+  // after a small window, as with a client that truly stalls.
+  Subscriber(const std::string& address, v1::SubscribeRequest request, bool read = true)
+      : channel_(read ? grpc::CreateChannel(address, grpc::InsecureChannelCredentials()) : StalledChannel(address)),
+        stub_(v1::AlertFeed::NewStub(channel_)),
+        request_(std::move(request)) {
+    reader_ = stub_->Subscribe(&context_, request_);
+    if (read) {
+      StartReading();
+    }
+  }
+  ~Subscriber() {
+    context_.TryCancel();
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+  void StartReading() {
+    thread_ = std::thread([this] {
+      v1::SubscribeResponse response;
+      while (reader_->Read(&response)) {
+        absl::MutexLock lock(&mu_);
+        if (response.has_heartbeat()) {
+          heartbeats_.push_back(response.event_number());
+        } else {
+          events_.push_back(response);
+        }
+      }
+      const auto status = reader_->Finish();
+      absl::MutexLock lock(&mu_);
+      status_ = status;
+      done_ = true;
+    });
+  }
+  // Waits until `n` events arrived (or the stream ended, or 30 s passed).
+  bool WaitForEvents(size_t n, absl::Duration timeout = absl::Seconds(30)) {
+    absl::MutexLock lock(&mu_);
+    auto cond = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return events_.size() >= n || done_; };
+    mu_.AwaitWithTimeout(absl::Condition(&cond), timeout);
+    return events_.size() >= n;
+  }
+  bool WaitForHeartbeat(absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto cond = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !heartbeats_.empty() || done_; };
+    mu_.AwaitWithTimeout(absl::Condition(&cond), timeout);
+    return !heartbeats_.empty();
+  }
+  bool WaitForEnd(absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto cond = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_; };
+    mu_.AwaitWithTimeout(absl::Condition(&cond), timeout);
+    return done_;
+  }
+  std::vector<v1::SubscribeResponse> events() {
+    absl::MutexLock lock(&mu_);
+    return events_;
+  }
+  std::vector<int64_t> heartbeats() {
+    absl::MutexLock lock(&mu_);
+    return heartbeats_;
+  }
+  grpc::Status status() {
+    absl::MutexLock lock(&mu_);
+    return status_;
+  }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::AlertFeed::Stub> stub_;
+  v1::SubscribeRequest request_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReader<v1::SubscribeResponse>> reader_;
+  std::thread thread_;
+  absl::Mutex mu_;
+  std::vector<v1::SubscribeResponse> events_ ABSL_GUARDED_BY(mu_);
+  std::vector<int64_t> heartbeats_ ABSL_GUARDED_BY(mu_);
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+v1::SubscribeRequest From(int64_t after) {
+  v1::SubscribeRequest request;
+  request.set_after_event_number(after);
+  request.set_heartbeat_interval_seconds(1);
+  return request;
+}
+
+// Expects event numbers first, first + 1, ... with no gap and no duplicate.
+void ExpectContiguous(const std::vector<v1::SubscribeResponse>& events, int64_t first) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    ASSERT_EQ(events[i].event_number(), first + static_cast<int64_t>(i)) << "at position " << i;
+  }
+}
+
+TEST(AlertFeedTest, RaiseResolveAcknowledgeAndSuppress) {
+  ServerProcess server({});
+  ASSERT_TRUE(server.ok()) << server.log();
+  Client client(server.address());
+  Subscriber all(server.address(), From(0));
+
+  auto r1 = client.MustPut(MakePatient("p1", true));
+  EXPECT_TRUE(r1.created());
+  ASSERT_EQ(r1.raised_size(), 1);
+  const std::string alert_id = r1.raised(0).id();
+  EXPECT_EQ(r1.raised(0).rule_id(), "silperisone-ci-severe-renal-impairment");
+  EXPECT_EQ(r1.last_event_number(), 1);
+
+  // The same context again: nothing changes, no event.
+  auto same = client.MustPut(MakePatient("p1", true));
+  EXPECT_EQ(same.raised_size(), 0);
+  EXPECT_EQ(same.resolved_size(), 0);
+  EXPECT_EQ(same.active_size(), 1);
+  EXPECT_EQ(same.last_event_number(), 1);
+
+  auto r2 = client.MustPut(MakePatient("p1", false));
+  ASSERT_EQ(r2.resolved_size(), 1);
+  EXPECT_EQ(r2.resolved(0).id(), alert_id);
+  auto r3 = client.MustPut(MakePatient("p1", true));
+  ASSERT_EQ(r3.raised_size(), 1);
+  EXPECT_EQ(r3.raised(0).id(), alert_id);  // Stable id.
+
+  v1::AcknowledgeAlertResponse ack;
+  ASSERT_TRUE(client.Ack(alert_id, v1::ACKNOWLEDGEMENT_OUTCOME_OVERRIDDEN, &ack).ok());
+  EXPECT_EQ(ack.event_number(), 4);
+  EXPECT_EQ(ack.alert().status(), v1::ALERT_STATUS_OVERRIDDEN);
+
+  // Facts go away and come back unchanged: the override holds, no RAISED.
+  EXPECT_EQ(client.MustPut(MakePatient("p1", false)).resolved_size(), 1);
+  auto back = client.MustPut(MakePatient("p1", true));
+  EXPECT_EQ(back.raised_size(), 0);
+  ASSERT_EQ(back.active_size(), 1);
+  EXPECT_EQ(client.List("p1", false).alerts(0).status(), v1::ALERT_STATUS_OVERRIDDEN);
+
+  // The facts change (stage 5 instead of stage 4): raised again.
+  v1::Patient changed = MakePatient("p1", false);
+  auto* c = changed.add_conditions()->mutable_code();
+  c->set_system("http://hl7.org/fhir/sid/icd-10-cm");
+  c->set_code("N18.5");
+  auto again = client.MustPut(changed);
+  ASSERT_EQ(again.raised_size(), 1);
+  EXPECT_EQ(again.raised(0).id(), alert_id);
+
+  // History: raised, resolved, raised, acknowledged, resolved, raised.
+  const auto list = client.List("p1", true);
+  ASSERT_EQ(list.alerts_size(), 1);
+  const auto& history = list.alerts(0).history();
+  std::vector<v1::AlertEventType> types;
+  for (const auto& h : history) {
+    types.push_back(h.type());
+  }
+  EXPECT_EQ(types, (std::vector<v1::AlertEventType>{
+                       v1::ALERT_EVENT_TYPE_RAISED, v1::ALERT_EVENT_TYPE_RESOLVED, v1::ALERT_EVENT_TYPE_RAISED,
+                       v1::ALERT_EVENT_TYPE_ACKNOWLEDGED, v1::ALERT_EVENT_TYPE_RESOLVED, v1::ALERT_EVENT_TYPE_RAISED}));
+  EXPECT_EQ(history[3].acknowledgement().user(), "dr-test");
+  EXPECT_EQ(history[3].acknowledgement().reason().code(), "benefit-outweighs-risk");
+
+  // The subscriber saw all six events, in order.
+  ASSERT_TRUE(all.WaitForEvents(6));
+  const auto events = all.events();
+  ExpectContiguous(events, 1);
+  EXPECT_EQ(events[3].alert_event().type(), v1::ALERT_EVENT_TYPE_ACKNOWLEDGED);
+  EXPECT_EQ(events[3].alert_event().acknowledgement().outcome(), v1::ACKNOWLEDGEMENT_OUTCOME_OVERRIDDEN);
+
+  // Deleting the patient resolves the active alert.
+  grpc::ClientContext context;
+  v1::DeletePatientRequest del;
+  del.set_patient_id("p1");
+  v1::DeletePatientResponse deleted;
+  ASSERT_TRUE(client.patients().DeletePatient(&context, del, &deleted).ok());
+  EXPECT_EQ(deleted.resolved_size(), 1);
+  grpc::ClientContext get_context;
+  v1::GetPatientRequest get;
+  get.set_patient_id("p1");
+  v1::Patient gone;
+  EXPECT_EQ(client.patients().GetPatient(&get_context, get, &gone).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST(AlertFeedTest, FiltersAndHeartbeats) {
+  ServerProcess server({});
+  ASSERT_TRUE(server.ok()) << server.log();
+  Client client(server.address());
+  v1::SubscribeRequest only_p2 = From(0);
+  only_p2.add_patient_ids("p2");
+  only_p2.set_min_severity(v1::SEVERITY_CONTRAINDICATED);
+  Subscriber filtered(server.address(), only_p2);
+  v1::SubscribeRequest live;
+  live.set_heartbeat_interval_seconds(1);
+  Subscriber idle(server.address(), live);
+
+  client.MustPut(MakePatient("p1", true));                     // Event 1: p1.
+  client.MustPut(MakePatient("p2", false, /*unknown=*/1));     // Event 2: p2, unscreened (moderate).
+  client.MustPut(MakePatient("p2", true, /*unknown=*/1));      // Event 3: p2, contraindicated.
+  ASSERT_TRUE(filtered.WaitForEvents(1));
+  absl::SleepFor(absl::Milliseconds(300));
+  const auto events = filtered.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].event_number(), 3);
+  EXPECT_EQ(events[0].alert_event().patient_id(), "p2");
+
+  // Heartbeats carry the latest event number, even of events filtered out.
+  ASSERT_TRUE(filtered.WaitForHeartbeat(absl::Seconds(5)));
+  EXPECT_EQ(filtered.heartbeats().back(), 3);
+  ASSERT_TRUE(idle.WaitForEvents(3));
+}
+
+TEST(AlertFeedTest, ResumeAfterDisconnectHasNoGapAndNoDuplicate) {
+  ServerProcess server({});
+  ASSERT_TRUE(server.ok()) << server.log();
+  Client client(server.address());
+  int64_t seen = 0;
+  {
+    Subscriber first(server.address(), From(0));
+    for (int i = 0; i < 10; ++i) {
+      client.MustPut(MakePatient("p", i % 2 == 0));
+    }
+    ASSERT_TRUE(first.WaitForEvents(10));
+    seen = first.events()[6].event_number();  // Pretend it stopped after seven.
+  }
+  for (int i = 10; i < 20; ++i) {
+    client.MustPut(MakePatient("p", i % 2 == 0));
+  }
+  Subscriber resumed(server.address(), From(seen));
+  ASSERT_TRUE(resumed.WaitForEvents(13));
+  client.MustPut(MakePatient("p", true));  // Live after the replay.
+  ASSERT_TRUE(resumed.WaitForEvents(14));
+  absl::SleepFor(absl::Milliseconds(300));
+  const auto events = resumed.events();
+  ASSERT_EQ(events.size(), 14u);
+  ExpectContiguous(events, seen + 1);
+}
+
+TEST(AlertFeedTest, EventsSurviveKillAndResumeAfterRestart) {
+  char dir[] = "/tmp/vigil-restart-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string db = absl::StrCat("--db=", dir, "/vigil.db");
+  int64_t last = 0;
+  {
+    ServerProcess server({db});
+    ASSERT_TRUE(server.ok()) << server.log();
+    Client client(server.address());
+    for (int i = 0; i < 12; ++i) {
+      last = client.MustPut(MakePatient("k", i % 2 == 0, 2)).last_event_number();
+    }
+    // kill -9: no chance to flush anything that was not already durable.
+    server.Stop(SIGKILL);
+  }
+  ServerProcess restarted({db});
+  ASSERT_TRUE(restarted.ok()) << restarted.log();
+  Subscriber resumed(restarted.address(), From(0));
+  ASSERT_TRUE(resumed.WaitForEvents(static_cast<size_t>(last)));
+  ExpectContiguous(resumed.events(), 1);
+  Client client(restarted.address());
+  const auto next = client.MustPut(MakePatient("k", false, 0));
+  EXPECT_GT(next.last_event_number(), last);
+  EXPECT_EQ(next.last_event_number() - next.resolved_size() - next.raised_size(), last);
+  ASSERT_TRUE(resumed.WaitForEvents(static_cast<size_t>(next.last_event_number())));
+  ExpectContiguous(resumed.events(), 1);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(AlertFeedTest, SlowSubscriberIsBoundedAndOthersKeepReceiving) {
+  ServerProcess server({"--subscriber_queue=20"});
+  ASSERT_TRUE(server.ok()) << server.log();
+  Client client(server.address());
+  Subscriber fast(server.address(), From(0));
+  Subscriber slow(server.address(), From(0), /*read=*/false);
+  int64_t last = 0;
+  // Each change raises or resolves 30 alerts (unknown drugs): 900 events.
+  for (int i = 0; i < 30; ++i) {
+    last = client.MustPut(MakePatient("busy", false, i % 2 == 0 ? 30 : 0)).last_event_number();
+  }
+  ASSERT_TRUE(fast.WaitForEvents(static_cast<size_t>(last)));
+  ExpectContiguous(fast.events(), 1);
+  // The slow one is closed: RESOURCE_EXHAUSTED with its resume point, or
+  // cancelled when its writes stayed stuck.
+  slow.StartReading();
+  ASSERT_TRUE(slow.WaitForEnd(absl::Seconds(30)));
+  const auto status = slow.status();
+  EXPECT_TRUE(status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+              status.error_code() == grpc::StatusCode::CANCELLED)
+      << status.error_code() << " " << status.error_message();
+  if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+    EXPECT_NE(status.error_message().find("after_event_number="), std::string::npos);
+  }
+  EXPECT_LT(slow.events().size(), static_cast<size_t>(last));
+  ExpectContiguous(slow.events(), 1);
+  std::cout << "slow subscriber: " << slow.events().size() << " of " << last << " events, then status "
+            << status.error_code() << ": " << status.error_message() << "\n";
+}
+
+TEST(AlertFeedTest, ConcurrentWritersAndSubscribersSeeOneOrder) {
+  ServerProcess server({});
+  ASSERT_TRUE(server.ok()) << server.log();
+  std::vector<std::unique_ptr<Subscriber>> subs;
+  for (int i = 0; i < 3; ++i) {
+    subs.push_back(std::make_unique<Subscriber>(server.address(), From(0)));
+  }
+  std::atomic<int> failures{0};
+  std::atomic<int64_t> max_event{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      Client client(server.address());
+      for (int i = 0; i < 15; ++i) {
+        v1::PutPatientResponse response;
+        if (!client.Put(MakePatient(absl::StrCat("w", w), i % 2 == 0, 1), &response).ok()) {
+          ++failures;
+        }
+        int64_t seen = max_event.load();
+        while (response.last_event_number() > seen && !max_event.compare_exchange_weak(seen, response.last_event_number())) {
+        }
+      }
+    });
+  }
+  for (auto& t : writers) {
+    t.join();
+  }
+  EXPECT_EQ(failures.load(), 0);
+  for (auto& sub : subs) {
+    ASSERT_TRUE(sub->WaitForEvents(static_cast<size_t>(max_event.load())));
+    ExpectContiguous(sub->events(), 1);
+  }
+  // All subscribers saw the same events.
+  const auto a = subs[0]->events();
+  for (size_t s = 1; s < subs.size(); ++s) {
+    const auto b = subs[s]->events();
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].alert_event().alert().id(), b[i].alert_event().alert().id());
+    }
+  }
+}
+
+TEST(AlertFeedTest, ShutdownTellsSubscribersToResume) {
+  ServerProcess server({});
+  ASSERT_TRUE(server.ok()) << server.log();
+  Client client(server.address());
+  Subscriber sub(server.address(), From(0));
+  client.MustPut(MakePatient("s", true));
+  ASSERT_TRUE(sub.WaitForEvents(1));
+  server.Signal(SIGTERM);
+  ASSERT_TRUE(sub.WaitForEnd(absl::Seconds(15)));
+  EXPECT_EQ(sub.status().error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(sub.status().error_message().find("after_event_number=1"), std::string::npos) << sub.status().error_message();
+}
+
+TEST(AlertFeedTest, CheckAgainstAStoredPatient) {
+  ServerProcess server({});
+  ASSERT_TRUE(server.ok()) << server.log();
+  Client client(server.address());
+  client.MustPut(MakePatient("stored", true));
+  auto run = [&](const v1::CheckMedicationsRequest& request, std::vector<v1::CheckMedicationsResponse>* out) {
+    grpc::ClientContext context;
+    auto reader = client.check().CheckMedications(&context, request);
+    v1::CheckMedicationsResponse r;
+    while (reader->Read(&r)) {
+      out->push_back(r);
+    }
+    return reader->Finish();
+  };
+  v1::CheckMedicationsRequest request;
+  request.set_patient_id("stored");
+  request.add_proposed_medications()->set_drug("silperisone");
+  std::vector<v1::CheckMedicationsResponse> responses;
+  ASSERT_TRUE(run(request, &responses).ok());
+  bool renal = false;
+  for (const auto& r : responses) {
+    renal = renal || (r.has_alert() && r.alert().rule_id() == "silperisone-ci-severe-renal-impairment");
+  }
+  EXPECT_TRUE(renal);
+
+  request.set_patient_id("nobody");
+  responses.clear();
+  EXPECT_EQ(run(request, &responses).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  request.set_patient_id("stored");
+  request.mutable_patient()->set_id("inline");
+  responses.clear();
+  const auto both = run(request, &responses);
+  EXPECT_EQ(both.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(both.error_message().rfind("patient_id:", 0), 0u);
+}
+
+TEST(AlertFeedTest, InvalidRequestsNameTheField) {
+  ServerProcess server({});
+  ASSERT_TRUE(server.ok()) << server.log();
+  Client client(server.address());
+  v1::PutPatientResponse put;
+  v1::Patient no_id = MakePatient("", true);
+  const auto status = client.Put(no_id, &put);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message().rfind("patient.id:", 0), 0u) << status.error_message();
+
+  grpc::ClientContext context;
+  v1::AcknowledgeAlertRequest ack;
+  ack.set_alert_id("al-x");
+  ack.set_outcome(v1::ACKNOWLEDGEMENT_OUTCOME_OVERRIDDEN);
+  ack.set_user("u");
+  v1::AcknowledgeAlertResponse ack_response;
+  const auto ack_status = client.feed().AcknowledgeAlert(&context, ack, &ack_response);
+  EXPECT_EQ(ack_status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ack_status.error_message().rfind("reason.code:", 0), 0u);
+
+  grpc::ClientContext missing_context;
+  ack.mutable_reason()->set_code("r");
+  EXPECT_EQ(client.feed().AcknowledgeAlert(&missing_context, ack, &ack_response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  Subscriber future(server.address(), From(1000));
+  ASSERT_TRUE(future.WaitForEnd(absl::Seconds(5)));
+  EXPECT_EQ(future.status().error_code(), grpc::StatusCode::OUT_OF_RANGE);
+}
+
+}  // namespace
+}  // namespace vigil
