@@ -79,6 +79,9 @@ Commands:
 
 Options:
   --server=HOST:PORT        server address (default 127.0.0.1:50051, or $VIGIL_SERVER)
+  --ca_cert=FILE            use TLS, trusting this CA bundle (PEM)
+  --cert=FILE --key=FILE    client certificate and key for mutual TLS (PEM)
+  --token=TOKEN             bearer token (default $VIGIL_TOKEN)
   --json                    print responses as JSON, one object a line
   --timeout=SECONDS         deadline of each call (default 10)
 
@@ -91,7 +94,34 @@ struct Options {
   std::string server = "127.0.0.1:50051";
   bool json = false;
   int timeout_seconds = 10;
+  std::string ca_cert;
+  std::string cert;
+  std::string key;
+  std::string token;
 };
+
+// The bearer token sent with every call (from --token or $VIGIL_TOKEN).
+std::string& Token() {
+  static std::string token;
+  return token;
+}
+
+void AddAuth(grpc::ClientContext* context) {
+  if (!Token().empty()) {
+    context->AddMetadata("authorization", "Bearer " + Token());
+  }
+}
+
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path);
+  if (!in) {
+    return false;
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  *out = buffer.str();
+  return true;
+}
 
 int ExitForStatus(const grpc::Status& status) {
   std::cerr << "error: " << status.error_code() << " " << status.error_message() << "\n";
@@ -176,6 +206,7 @@ CheckOutcome RunCheck(vigil::v1::DecisionSupport::Stub& stub, const Options& opt
                       const CheckMedicationsRequest& request, bool print) {
   CheckOutcome outcome;
   grpc::ClientContext context;
+  AddAuth(&context);
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(options.timeout_seconds));
   auto reader = stub.CheckMedications(&context, request);
   CheckMedicationsResponse response;
@@ -346,6 +377,7 @@ int CommandDrug(const Options& options, const std::vector<std::string>& args,
     return kExitUsage;
   }
   grpc::ClientContext context;
+  AddAuth(&context);
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(options.timeout_seconds));
   vigil::v1::GetDrugRequest request;
   request.set_name(args[0]);
@@ -420,6 +452,7 @@ int CommandSearch(const Options& options, const std::vector<std::string>& args,
   request.set_page_size(100);
   while (true) {
     grpc::ClientContext context;
+  AddAuth(&context);
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(options.timeout_seconds));
     vigil::v1::SearchDrugsResponse response;
     const auto status = stub.SearchDrugs(&context, request, &response);
@@ -463,6 +496,7 @@ void PrintKnowledgeBase(const vigil::v1::KnowledgeBase& kb) {
 
 int CommandKb(const Options& options, vigil::v1::DrugCatalog::Stub& stub) {
   grpc::ClientContext context;
+  AddAuth(&context);
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(options.timeout_seconds));
   vigil::v1::KnowledgeBase kb;
   const auto status = stub.GetKnowledgeBase(&context, vigil::v1::GetKnowledgeBaseRequest(), &kb);
@@ -495,6 +529,7 @@ int CommandPatient(const Options& options, const std::vector<std::string>& args,
     return kExitUsage;
   }
   grpc::ClientContext context;
+  AddAuth(&context);
   context.set_deadline(Deadline(options));
   if (args[0] == "put") {
     std::ifstream in(args[1]);
@@ -603,6 +638,7 @@ int CommandSubscribe(const Options& options, const std::vector<std::string>& arg
     }
   }
   grpc::ClientContext context;
+  AddAuth(&context);
   auto reader = stub.Subscribe(&context, request);
   vigil::v1::SubscribeResponse response;
   int64_t events = 0;
@@ -658,6 +694,7 @@ int CommandAck(const Options& options, const std::vector<std::string>& args, vig
     }
   }
   grpc::ClientContext context;
+  AddAuth(&context);
   context.set_deadline(Deadline(options));
   vigil::v1::AcknowledgeAlertResponse response;
   const auto status = stub.AcknowledgeAlert(&context, request, &response);
@@ -683,6 +720,7 @@ int CommandAlerts(const Options& options, const std::vector<std::string>& args, 
     }
   }
   grpc::ClientContext context;
+  AddAuth(&context);
   context.set_deadline(Deadline(options));
   vigil::v1::ListAlertsResponse response;
   const auto status = stub.ListAlerts(&context, request, &response);
@@ -715,6 +753,7 @@ int CommandAlerts(const Options& options, const std::vector<std::string>& args, 
 
 int CommandReload(const Options& options, vigil::v1::Admin::Stub& stub) {
   grpc::ClientContext context;
+  AddAuth(&context);
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(std::max(options.timeout_seconds, 60)));
   vigil::v1::ReloadKnowledgeBaseResponse response;
   const auto status = stub.ReloadKnowledgeBase(&context, vigil::v1::ReloadKnowledgeBaseRequest(), &response);
@@ -812,6 +851,14 @@ int main(int argc, char** argv) {
         std::cerr << "error: --timeout needs a positive number of seconds\n";
         return kExitUsage;
       }
+    } else if (auto ca = FlagValue(arg, "ca_cert")) {
+      options.ca_cert = *ca;
+    } else if (auto cert = FlagValue(arg, "cert")) {
+      options.cert = *cert;
+    } else if (auto key = FlagValue(arg, "key")) {
+      options.key = *key;
+    } else if (auto token = FlagValue(arg, "token")) {
+      options.token = *token;
     } else if (arg == "--help") {
       std::cout << kUsage;
       return kExitClean;
@@ -841,7 +888,31 @@ int main(int argc, char** argv) {
     std::cout << kUsage;
     return kExitClean;
   }
-  auto channel = grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
+  if (options.token.empty()) {
+    if (const char* env = std::getenv("VIGIL_TOKEN"); env != nullptr) {
+      options.token = env;
+    }
+  }
+  Token() = options.token;
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!options.ca_cert.empty() || !options.cert.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    if (!options.ca_cert.empty() && !ReadFile(options.ca_cert, &ssl.pem_root_certs)) {
+      std::cerr << "error: cannot read --ca_cert " << options.ca_cert << "\n";
+      return kExitUsage;
+    }
+    if (options.cert.empty() != options.key.empty()) {
+      std::cerr << "error: --cert and --key go together\n";
+      return kExitUsage;
+    }
+    if (!options.cert.empty() &&
+        (!ReadFile(options.cert, &ssl.pem_cert_chain) || !ReadFile(options.key, &ssl.pem_private_key))) {
+      std::cerr << "error: cannot read --cert or --key\n";
+      return kExitUsage;
+    }
+    credentials = grpc::SslCredentials(ssl);
+  }
+  auto channel = grpc::CreateChannel(options.server, credentials);
   if (command == "check") {
     auto stub = vigil::v1::DecisionSupport::NewStub(channel);
     return CommandCheck(options, args, *stub);

@@ -2,7 +2,9 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +25,7 @@
 #include "server/feed/event_hub.h"
 #include "server/feed/registry.h"
 #include "server/kb/holder.h"
+#include "server/security/auth.h"
 #include "server/store/sqlite_store.h"
 #include "server/kb/loader.h"
 #include "server/service/services.h"
@@ -37,6 +40,15 @@ ABSL_FLAG(std::string, db, "vigil.db", "SQLite database file of stored patients,
 ABSL_FLAG(int, subscriber_queue, 1000,
           "Most events queued for one subscriber; a subscriber further behind is closed with RESOURCE_EXHAUSTED and "
           "resumes from its last event.");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain of the server; with --tls_key, serves TLS.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of the server.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle; when set, client certificates are required and verified against it (mutual TLS).");
+ABSL_FLAG(std::string, tokens_file, "",
+          "Callers allowed in, one a line: SHA-256 hex of the token, comma-separated roles (ehr, subscriber, "
+          "clinician, admin), name. Without it the server runs in development mode: loopback only, no tokens.");
+ABSL_FLAG(bool, allow_plaintext, false,
+          "Allow plaintext (no TLS) on a non-loopback address. Only on a network you trust.");
 ABSL_FLAG(int, shutdown_grace_seconds, 10, "On SIGTERM/SIGINT, how long calls in flight may take to finish.");
 
 namespace {
@@ -100,23 +112,84 @@ int main(int argc, char** argv) {
   vigil::PatientRegistry registry(store->get(), &holder, &hub);
 
   const std::string listen = absl::GetFlag(FLAGS_listen);
-  if (!IsLoopback(listen)) {
-    vigil::LogWarning("plaintext_non_loopback",
+  vigil::Authenticator auth;
+  if (!absl::GetFlag(FLAGS_tokens_file).empty()) {
+    auto loaded = vigil::Authenticator::FromFile(absl::GetFlag(FLAGS_tokens_file));
+    if (!loaded.ok()) {
+      vigil::LogError("tokens_file_refused", {{"reason", std::string(loaded.status().message())}});
+      std::cerr << loaded.status().message() << std::endl;
+      return 1;
+    }
+    auth = *std::move(loaded);
+    vigil::LogInfo("authentication", {{"callers", absl::StrCat(auth.caller_count())}});
+  } else {
+    if (!IsLoopback(listen)) {
+      vigil::LogError("development_mode_non_loopback",
                       {{"address", listen},
-                       {"message", "serving without TLS on a non-loopback address; use only on a trusted network"}});
+                       {"message", "no --tokens_file: development mode listens on loopback only"}});
+      return 1;
+    }
+    vigil::LogWarning("DEVELOPMENT_MODE",
+                      {{"message", "NO AUTHENTICATION: no --tokens_file was given, every caller on this machine is "
+                                   "allowed. Never use development mode with real patients."}});
+  }
+  const std::string cert_file = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key_file = absl::GetFlag(FLAGS_tls_key);
+  const std::string client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (cert_file.empty() != key_file.empty()) {
+    std::cerr << "--tls_cert and --tls_key go together" << std::endl;
+    return 1;
+  }
+  if (!cert_file.empty()) {
+    auto read = [](const std::string& path, std::string* out) {
+      std::ifstream in(path);
+      std::stringstream buffer;
+      buffer << in.rdbuf();
+      *out = buffer.str();
+      return static_cast<bool>(in) && !out->empty();
+    };
+    grpc::SslServerCredentialsOptions options;
+    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+    if (!read(cert_file, &pair.cert_chain) || !read(key_file, &pair.private_key)) {
+      std::cerr << "cannot read --tls_cert or --tls_key" << std::endl;
+      return 1;
+    }
+    options.pem_key_cert_pairs.push_back(pair);
+    if (!client_ca_file.empty()) {
+      if (!read(client_ca_file, &options.pem_root_certs)) {
+        std::cerr << "cannot read --tls_client_ca" << std::endl;
+        return 1;
+      }
+      options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    }
+    credentials = grpc::SslServerCredentials(options);
+    vigil::LogInfo("tls", {{"mutual", client_ca_file.empty() ? "false" : "true"}});
+  } else {
+    if (!client_ca_file.empty()) {
+      std::cerr << "--tls_client_ca needs --tls_cert and --tls_key" << std::endl;
+      return 1;
+    }
+    if (!IsLoopback(listen) && !absl::GetFlag(FLAGS_allow_plaintext)) {
+      vigil::LogError("plaintext_non_loopback",
+                      {{"address", listen}, {"message", "refusing plaintext on a non-loopback address without TLS; "
+                                                        "give --tls_cert/--tls_key or --allow_plaintext"}});
+      return 1;
+    }
+    credentials = grpc::InsecureServerCredentials();
   }
 
-  vigil::DecisionSupportService decision_support(&holder, &registry, &db_worker);
-  vigil::PatientsService patients(&registry, &db_worker);
-  vigil::AlertFeedService alert_feed(&registry, &hub, &db_worker);
-  vigil::DrugCatalogService drug_catalog(&holder);
-  vigil::AdminService admin(&holder, &worker);
+  vigil::DecisionSupportService decision_support(&holder, &registry, &db_worker, &auth);
+  vigil::PatientsService patients(&registry, &db_worker, &auth);
+  vigil::AlertFeedService alert_feed(&registry, &hub, &db_worker, &auth);
+  vigil::DrugCatalogService drug_catalog(&holder, &auth);
+  vigil::AdminService admin(&holder, &worker, &auth);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(listen, credentials, &port);
   builder.RegisterService(&decision_support);
   builder.RegisterService(&drug_catalog);
   builder.RegisterService(&admin);

@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -74,6 +75,17 @@ grpc::ServerUnaryReactor* OnWorker(grpc::CallbackServerContext* context, Worker*
     reactor->Finish(grpc::Status::OK);
   });
   return reactor;
+}
+
+// The caller, from the call's "authorization" metadata, if it may act as `role`
+// (any authenticated caller when `role` is empty).
+absl::StatusOr<Caller> Authorize(const Authenticator& auth, grpc::CallbackServerContext* context,
+                                 std::optional<Role> role) {
+  const auto& metadata = context->client_metadata();
+  const auto it = metadata.find("authorization");
+  const absl::string_view header = it == metadata.end() ? absl::string_view()
+                                                        : absl::string_view(it->second.data(), it->second.size());
+  return role.has_value() ? auth.Authorize(header, *role) : auth.Authenticate(header);
 }
 
 grpc::ServerUnaryReactor* Rejected(grpc::CallbackServerContext* context, const absl::Status& status) {
@@ -166,6 +178,10 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
 grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* DecisionSupportService::CheckMedications(
     grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request) {
   auto* streamer = new ResponseStreamer();
+  if (auto caller = Authorize(*auth_, context, Role::kEhr); !caller.ok()) {
+    streamer->Start({}, ToGrpcStatus(caller.status()));
+    return streamer;
+  }
   if (auto status = ValidateCheckRequest(*request); !status.ok()) {
     streamer->Start({}, ToGrpcStatus(status));
     return streamer;
@@ -192,6 +208,9 @@ grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* DecisionSupportService::
 
 grpc::ServerUnaryReactor* DrugCatalogService::GetDrug(grpc::CallbackServerContext* context,
                                                       const v1::GetDrugRequest* request, v1::Drug* response) {
+  if (auto caller = Authorize(*auth_, context, std::nullopt); !caller.ok()) {
+    return Rejected(context, caller.status());
+  }
   auto* reactor = context->DefaultReactor();
   const auto kb = kb_->Get();
   auto drug = vigil::GetDrug(*kb, *request);
@@ -207,6 +226,9 @@ grpc::ServerUnaryReactor* DrugCatalogService::GetDrug(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* DrugCatalogService::SearchDrugs(grpc::CallbackServerContext* context,
                                                           const v1::SearchDrugsRequest* request,
                                                           v1::SearchDrugsResponse* response) {
+  if (auto caller = Authorize(*auth_, context, std::nullopt); !caller.ok()) {
+    return Rejected(context, caller.status());
+  }
   auto* reactor = context->DefaultReactor();
   const auto kb = kb_->Get();
   auto result = vigil::SearchDrugs(*kb, *request);
@@ -222,6 +244,9 @@ grpc::ServerUnaryReactor* DrugCatalogService::SearchDrugs(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* DrugCatalogService::GetKnowledgeBase(grpc::CallbackServerContext* context,
                                                                const v1::GetKnowledgeBaseRequest* request,
                                                                v1::KnowledgeBase* response) {
+  if (auto caller = Authorize(*auth_, context, std::nullopt); !caller.ok()) {
+    return Rejected(context, caller.status());
+  }
   auto* reactor = context->DefaultReactor();
   *response = DescribeKnowledgeBase(*kb_->Get(), kb_->serving_since());
   reactor->Finish(grpc::Status::OK);
@@ -231,6 +256,9 @@ grpc::ServerUnaryReactor* DrugCatalogService::GetKnowledgeBase(grpc::CallbackSer
 grpc::ServerUnaryReactor* AdminService::ReloadKnowledgeBase(grpc::CallbackServerContext* context,
                                                             const v1::ReloadKnowledgeBaseRequest* request,
                                                             v1::ReloadKnowledgeBaseResponse* response) {
+  if (auto caller = Authorize(*auth_, context, Role::kAdmin); !caller.ok()) {
+    return Rejected(context, caller.status());
+  }
   auto* reactor = context->DefaultReactor();
   worker_->Post([this, reactor, response] {
     auto reloaded = kb_->Reload();
@@ -253,6 +281,9 @@ grpc::ServerUnaryReactor* AdminService::ReloadKnowledgeBase(grpc::CallbackServer
 grpc::ServerUnaryReactor* PatientsService::PutPatient(grpc::CallbackServerContext* context,
                                                       const v1::PutPatientRequest* request,
                                                       v1::PutPatientResponse* response) {
+  if (auto caller = Authorize(*auth_, context, Role::kEhr); !caller.ok()) {
+    return Rejected(context, caller.status());
+  }
   if (!request->has_patient()) {
     return Rejected(context, absl::InvalidArgumentError("patient: is required"));
   }
@@ -268,6 +299,9 @@ grpc::ServerUnaryReactor* PatientsService::PutPatient(grpc::CallbackServerContex
 
 grpc::ServerUnaryReactor* PatientsService::GetPatient(grpc::CallbackServerContext* context,
                                                       const v1::GetPatientRequest* request, v1::Patient* response) {
+  if (auto caller = Authorize(*auth_, context, Role::kEhr); !caller.ok()) {
+    return Rejected(context, caller.status());
+  }
   if (auto st = ValidatePatientId(request->patient_id(), "patient_id"); !st.ok()) {
     return Rejected(context, st);
   }
@@ -278,6 +312,9 @@ grpc::ServerUnaryReactor* PatientsService::GetPatient(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* PatientsService::DeletePatient(grpc::CallbackServerContext* context,
                                                          const v1::DeletePatientRequest* request,
                                                          v1::DeletePatientResponse* response) {
+  if (auto caller = Authorize(*auth_, context, Role::kEhr); !caller.ok()) {
+    return Rejected(context, caller.status());
+  }
   if (auto st = ValidatePatientId(request->patient_id(), "patient_id"); !st.ok()) {
     return Rejected(context, st);
   }
@@ -288,6 +325,10 @@ grpc::ServerUnaryReactor* PatientsService::DeletePatient(grpc::CallbackServerCon
 grpc::ServerWriteReactor<v1::SubscribeResponse>* AlertFeedService::Subscribe(grpc::CallbackServerContext* context,
                                                                              const v1::SubscribeRequest* request) {
   auto* reactor = new SubscribeReactor(context, hub_);
+  if (auto caller = Authorize(*auth_, context, Role::kSubscriber); !caller.ok()) {
+    reactor->Reject(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   if (auto st = ValidateSubscribeRequest(*request); !st.ok()) {
     reactor->Reject(ToGrpcStatus(st));
     return reactor;
@@ -315,6 +356,9 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* AlertFeedService::Subscribe(grp
 grpc::ServerUnaryReactor* AlertFeedService::AcknowledgeAlert(grpc::CallbackServerContext* context,
                                                              const v1::AcknowledgeAlertRequest* request,
                                                              v1::AcknowledgeAlertResponse* response) {
+  if (auto caller = Authorize(*auth_, context, Role::kClinician); !caller.ok()) {
+    return Rejected(context, caller.status());
+  }
   if (auto st = ValidateAcknowledgeRequest(*request); !st.ok()) {
     return Rejected(context, st);
   }
@@ -325,6 +369,9 @@ grpc::ServerUnaryReactor* AlertFeedService::AcknowledgeAlert(grpc::CallbackServe
 grpc::ServerUnaryReactor* AlertFeedService::ListAlerts(grpc::CallbackServerContext* context,
                                                        const v1::ListAlertsRequest* request,
                                                        v1::ListAlertsResponse* response) {
+  if (auto caller = Authorize(*auth_, context, Role::kSubscriber); !caller.ok()) {
+    return Rejected(context, caller.status());
+  }
   if (auto st = ValidatePatientId(request->patient_id(), "patient_id"); !st.ok()) {
     return Rejected(context, st);
   }

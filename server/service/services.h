@@ -9,6 +9,7 @@
 #include "server/feed/event_hub.h"
 #include "server/feed/registry.h"
 #include "server/kb/holder.h"
+#include "server/security/auth.h"
 #include "vigil/v1/alert_feed.grpc.pb.h"
 #include "vigil/v1/patients.grpc.pb.h"
 #include "vigil/v1/admin.grpc.pb.h"
@@ -20,8 +21,9 @@ namespace vigil {
 class DecisionSupportService final : public v1::DecisionSupport::CallbackService {
  public:
   // `registry` and `db_worker` serve checks by patient_id (stored context).
-  DecisionSupportService(const KnowledgeBaseHolder* kb, PatientRegistry* registry, Worker* db_worker)
-      : kb_(kb), registry_(registry), db_worker_(db_worker) {}
+  DecisionSupportService(const KnowledgeBaseHolder* kb, PatientRegistry* registry, Worker* db_worker,
+                         const Authenticator* auth)
+      : kb_(kb), registry_(registry), db_worker_(db_worker), auth_(auth) {}
 
   grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* CheckMedications(
       grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request) override;
@@ -30,12 +32,14 @@ class DecisionSupportService final : public v1::DecisionSupport::CallbackService
   const KnowledgeBaseHolder* kb_;
   PatientRegistry* registry_;
   Worker* db_worker_;
+  const Authenticator* auth_;
 };
 
 // Database work runs on `db_worker`, never on gRPC's threads.
 class PatientsService final : public v1::Patients::CallbackService {
  public:
-  PatientsService(PatientRegistry* registry, Worker* db_worker) : registry_(registry), db_worker_(db_worker) {}
+  PatientsService(PatientRegistry* registry, Worker* db_worker, const Authenticator* auth)
+      : registry_(registry), db_worker_(db_worker), auth_(auth) {}
 
   grpc::ServerUnaryReactor* PutPatient(grpc::CallbackServerContext* context, const v1::PutPatientRequest* request,
                                        v1::PutPatientResponse* response) override;
@@ -48,12 +52,13 @@ class PatientsService final : public v1::Patients::CallbackService {
  private:
   PatientRegistry* registry_;
   Worker* db_worker_;
+  const Authenticator* auth_;
 };
 
 class AlertFeedService final : public v1::AlertFeed::CallbackService {
  public:
-  AlertFeedService(PatientRegistry* registry, EventHub* hub, Worker* db_worker)
-      : registry_(registry), hub_(hub), db_worker_(db_worker) {}
+  AlertFeedService(PatientRegistry* registry, EventHub* hub, Worker* db_worker, const Authenticator* auth)
+      : registry_(registry), hub_(hub), db_worker_(db_worker), auth_(auth) {}
 
   grpc::ServerWriteReactor<v1::SubscribeResponse>* Subscribe(grpc::CallbackServerContext* context,
                                                             const v1::SubscribeRequest* request) override;
@@ -67,11 +72,12 @@ class AlertFeedService final : public v1::AlertFeed::CallbackService {
   PatientRegistry* registry_;
   EventHub* hub_;
   Worker* db_worker_;
+  const Authenticator* auth_;
 };
 
 class DrugCatalogService final : public v1::DrugCatalog::CallbackService {
  public:
-  explicit DrugCatalogService(const KnowledgeBaseHolder* kb) : kb_(kb) {}
+  DrugCatalogService(const KnowledgeBaseHolder* kb, const Authenticator* auth) : kb_(kb), auth_(auth) {}
 
   grpc::ServerUnaryReactor* GetDrug(grpc::CallbackServerContext* context, const v1::GetDrugRequest* request,
                                     v1::Drug* response) override;
@@ -84,12 +90,14 @@ class DrugCatalogService final : public v1::DrugCatalog::CallbackService {
 
  private:
   const KnowledgeBaseHolder* kb_;
+  const Authenticator* auth_;
 };
 
 class AdminService final : public v1::Admin::CallbackService {
  public:
   // Reloads run on `worker`, never on gRPC's threads.
-  AdminService(KnowledgeBaseHolder* kb, Worker* worker) : kb_(kb), worker_(worker) {}
+  AdminService(KnowledgeBaseHolder* kb, Worker* worker, const Authenticator* auth)
+      : kb_(kb), worker_(worker), auth_(auth) {}
 
   grpc::ServerUnaryReactor* ReloadKnowledgeBase(grpc::CallbackServerContext* context,
                                                 const v1::ReloadKnowledgeBaseRequest* request,
@@ -98,6 +106,7 @@ class AdminService final : public v1::Admin::CallbackService {
  private:
   KnowledgeBaseHolder* kb_;
   Worker* worker_;
+  const Authenticator* auth_;
 };
 
 }  // namespace vigil

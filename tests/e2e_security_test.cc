@@ -1,0 +1,280 @@
+// End-to-end tests of TLS, mutual TLS, bearer tokens and roles, with
+// certificates generated at test time by openssl.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "server/common/text.h"
+#include "tests/server_process.h"
+#include "vigil/v1/admin.grpc.pb.h"
+#include "vigil/v1/alert_feed.grpc.pb.h"
+#include "vigil/v1/decision_support.grpc.pb.h"
+#include "vigil/v1/drug_catalog.grpc.pb.h"
+#include "vigil/v1/patients.grpc.pb.h"
+
+namespace vigil {
+namespace {
+
+namespace fs = std::filesystem;
+using ::vigil::testing::RunCommand;
+using ::vigil::testing::ServerProcess;
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// A CA, a server certificate for "localhost", a client certificate, and a
+// client certificate from another CA; plus a tokens file.
+class Pki {
+ public:
+  Pki() {
+    std::string pattern = (fs::temp_directory_path() / "vigil-pki-XXXXXX").string();
+    dir_ = mkdtemp(pattern.data());
+    const std::string script = absl::StrCat(
+        "set -e; cd ", dir_, "\n",
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=vigil-test-ca 2>/dev/null\n",
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout rogue-ca.key -out rogue-ca.pem -days 2 -subj /CN=rogue 2>/dev/null\n",
+        "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext\n",
+        "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null\n",
+        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext 2>/dev/null\n",
+        "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=pharmacy 2>/dev/null\n",
+        "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 2>/dev/null\n",
+        "openssl req -newkey rsa:2048 -nodes -keyout rogue.key -out rogue.csr -subj /CN=rogue 2>/dev/null\n",
+        "openssl x509 -req -in rogue.csr -CA rogue-ca.pem -CAkey rogue-ca.key -CAcreateserial -out rogue.pem -days 2 2>/dev/null\n");
+    ok_ = RunCommand({"/bin/bash", "-c", script}).exit_code == 0;
+    std::ofstream tokens(path("tokens"));
+    tokens << "# digest roles name\n"
+           << Sha256Hex("ehr-token") << " ehr ehr-system\n"
+           << Sha256Hex("sub-token") << " subscriber pharmacy-queue   # a comment\n"
+           << Sha256Hex("clin-token") << " clinician,subscriber ward-clinician\n"
+           << Sha256Hex("admin-token") << " admin operator\n";
+  }
+  ~Pki() { fs::remove_all(dir_); }
+  bool ok() const { return ok_; }
+  std::string path(const std::string& name) const { return (fs::path(dir_) / name).string(); }
+
+ private:
+  std::string dir_;
+  bool ok_ = false;
+};
+
+std::shared_ptr<grpc::Channel> TlsChannel(const ServerProcess& server, const Pki& pki, const std::string& cert = "",
+                                          const std::string& key = "") {
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = Read(pki.path("ca.pem"));
+  if (!cert.empty()) {
+    ssl.pem_cert_chain = Read(pki.path(cert));
+    ssl.pem_private_key = Read(pki.path(key));
+  }
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("localhost");
+  return grpc::CreateCustomChannel(server.address(), grpc::SslCredentials(ssl), args);
+}
+
+grpc::Status GetKb(const std::shared_ptr<grpc::Channel>& channel, const std::string& token) {
+  auto stub = v1::DrugCatalog::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (!token.empty()) {
+    context.AddMetadata("authorization", "Bearer " + token);
+  }
+  v1::KnowledgeBase kb;
+  return stub->GetKnowledgeBase(&context, v1::GetKnowledgeBaseRequest(), &kb);
+}
+
+TEST(SecurityTest, TlsServesAndPlaintextClientsAreRefused) {
+  Pki pki;
+  ASSERT_TRUE(pki.ok());
+  ServerProcess server({absl::StrCat("--tls_cert=", pki.path("server.pem")),
+                        absl::StrCat("--tls_key=", pki.path("server.key")),
+                        absl::StrCat("--tokens_file=", pki.path("tokens"))});
+  ASSERT_TRUE(server.ok()) << server.log();
+  EXPECT_TRUE(GetKb(TlsChannel(server, pki), "ehr-token").ok());
+  const auto plaintext = GetKb(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()), "ehr-token");
+  EXPECT_EQ(plaintext.error_code(), grpc::StatusCode::UNAVAILABLE) << plaintext.error_message();
+}
+
+TEST(SecurityTest, MutualTlsRequiresAClientCertificateFromTheCa) {
+  Pki pki;
+  ASSERT_TRUE(pki.ok());
+  ServerProcess server({absl::StrCat("--tls_cert=", pki.path("server.pem")),
+                        absl::StrCat("--tls_key=", pki.path("server.key")),
+                        absl::StrCat("--tls_client_ca=", pki.path("ca.pem")),
+                        absl::StrCat("--tokens_file=", pki.path("tokens"))});
+  ASSERT_TRUE(server.ok()) << server.log();
+  EXPECT_TRUE(GetKb(TlsChannel(server, pki, "client.pem", "client.key"), "ehr-token").ok());
+  EXPECT_FALSE(GetKb(TlsChannel(server, pki), "ehr-token").ok());
+  EXPECT_FALSE(GetKb(TlsChannel(server, pki, "rogue.pem", "rogue.key"), "ehr-token").ok());
+}
+
+TEST(SecurityTest, ClientBinarySpeaksMutualTlsWithAToken) {
+  Pki pki;
+  ASSERT_TRUE(pki.ok());
+  ServerProcess server({absl::StrCat("--tls_cert=", pki.path("server.pem")),
+                        absl::StrCat("--tls_key=", pki.path("server.key")),
+                        absl::StrCat("--tls_client_ca=", pki.path("ca.pem")),
+                        absl::StrCat("--tokens_file=", pki.path("tokens"))});
+  ASSERT_TRUE(server.ok()) << server.log();
+  const std::string target = absl::StrCat("--server=localhost:", server.port());
+  const auto ok = RunCommand({VIGIL_CLIENT_BIN, target, absl::StrCat("--ca_cert=", pki.path("ca.pem")),
+                              absl::StrCat("--cert=", pki.path("client.pem")),
+                              absl::StrCat("--key=", pki.path("client.key")), "--token=ehr-token", "check",
+                              "--egfr=24", "silperisone"});
+  EXPECT_EQ(ok.exit_code, 2) << ok.output;
+  const auto no_token = RunCommand({VIGIL_CLIENT_BIN, target, absl::StrCat("--ca_cert=", pki.path("ca.pem")),
+                                    absl::StrCat("--cert=", pki.path("client.pem")),
+                                    absl::StrCat("--key=", pki.path("client.key")), "check", "silperisone"});
+  EXPECT_EQ(no_token.exit_code, 70) << no_token.output;
+}
+
+// Calls one RPC with a token and returns its status code.
+using Call = std::function<grpc::StatusCode(const std::shared_ptr<grpc::Channel>&, const std::string&)>;
+
+grpc::ClientContext* WithToken(grpc::ClientContext* context, const std::string& token) {
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (!token.empty()) {
+    context->AddMetadata("authorization", "Bearer " + token);
+  }
+  return context;
+}
+
+TEST(SecurityTest, EveryRpcNeedsAValidTokenAndItsRole) {
+  Pki pki;
+  ServerProcess server({absl::StrCat("--tokens_file=", pki.path("tokens"))});
+  ASSERT_TRUE(server.ok()) << server.log();
+  auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  struct Case {
+    std::string name;
+    std::string right_token;
+    std::string wrong_token;
+    Call call;
+  };
+  std::vector<Case> cases = {
+      {"CheckMedications", "ehr-token", "sub-token",
+       [](const auto& ch, const std::string& token) {
+         grpc::ClientContext context;
+         v1::CheckMedicationsRequest request;
+         request.mutable_patient()->set_id("x");
+         request.add_proposed_medications()->set_drug("silperisone");
+         auto reader = v1::DecisionSupport::NewStub(ch)->CheckMedications(WithToken(&context, token), request);
+         v1::CheckMedicationsResponse r;
+         while (reader->Read(&r)) {
+         }
+         return reader->Finish().error_code();
+       }},
+      {"PutPatient", "ehr-token", "clin-token",
+       [](const auto& ch, const std::string& token) {
+         grpc::ClientContext context;
+         v1::PutPatientRequest request;
+         request.mutable_patient()->set_id("sec");
+         request.mutable_patient()->add_medications()->set_drug("silperisone");
+         v1::PutPatientResponse response;
+         return v1::Patients::NewStub(ch)->PutPatient(WithToken(&context, token), request, &response).error_code();
+       }},
+      {"GetPatient", "ehr-token", "sub-token",
+       [](const auto& ch, const std::string& token) {
+         grpc::ClientContext context;
+         v1::GetPatientRequest request;
+         request.set_patient_id("sec");
+         v1::Patient response;
+         return v1::Patients::NewStub(ch)->GetPatient(WithToken(&context, token), request, &response).error_code();
+       }},
+      {"ListAlerts", "sub-token", "ehr-token",
+       [](const auto& ch, const std::string& token) {
+         grpc::ClientContext context;
+         v1::ListAlertsRequest request;
+         request.set_patient_id("sec");
+         v1::ListAlertsResponse response;
+         return v1::AlertFeed::NewStub(ch)->ListAlerts(WithToken(&context, token), request, &response).error_code();
+       }},
+      {"AcknowledgeAlert", "clin-token", "ehr-token",
+       [](const auto& ch, const std::string& token) {
+         grpc::ClientContext context;
+         v1::AcknowledgeAlertRequest request;
+         request.set_alert_id("al-none");
+         request.set_outcome(v1::ACKNOWLEDGEMENT_OUTCOME_ACCEPTED);
+         request.set_user("u");
+         v1::AcknowledgeAlertResponse response;
+         return v1::AlertFeed::NewStub(ch)->AcknowledgeAlert(WithToken(&context, token), request, &response).error_code();
+       }},
+      {"Subscribe", "sub-token", "admin-token",
+       [](const auto& ch, const std::string& token) {
+         grpc::ClientContext context;
+         v1::SubscribeRequest request;
+         request.set_after_event_number(0);
+         auto reader = v1::AlertFeed::NewStub(ch)->Subscribe(WithToken(&context, token), request);
+         v1::SubscribeResponse r;
+         if (reader->Read(&r)) {
+           // Admitted: one message arrived (an event or a heartbeat).
+           context.TryCancel();
+           reader->Finish();
+           return grpc::StatusCode::OK;
+         }
+         return reader->Finish().error_code();
+       }},
+      {"ReloadKnowledgeBase", "admin-token", "ehr-token",
+       [](const auto& ch, const std::string& token) {
+         grpc::ClientContext context;
+         v1::ReloadKnowledgeBaseResponse response;
+         return v1::Admin::NewStub(ch)
+             ->ReloadKnowledgeBase(WithToken(&context, token), v1::ReloadKnowledgeBaseRequest(), &response)
+             .error_code();
+       }},
+      {"GetKnowledgeBase (any caller)", "sub-token", "",
+       [](const auto& ch, const std::string& token) { return GetKb(ch, token).error_code(); }},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(c.call(channel, ""), grpc::StatusCode::UNAUTHENTICATED) << c.name;
+    EXPECT_EQ(c.call(channel, "not-a-token"), grpc::StatusCode::UNAUTHENTICATED) << c.name;
+    if (!c.wrong_token.empty()) {
+      EXPECT_EQ(c.call(channel, c.wrong_token), grpc::StatusCode::PERMISSION_DENIED) << c.name;
+    }
+    const auto right = c.call(channel, c.right_token);
+    EXPECT_NE(right, grpc::StatusCode::UNAUTHENTICATED) << c.name;
+    EXPECT_NE(right, grpc::StatusCode::PERMISSION_DENIED) << c.name;
+  }
+  // Health checking stays open to probes.
+  grpc::ClientContext context;
+  grpc::health::v1::HealthCheckResponse health;
+  EXPECT_TRUE(grpc::health::v1::Health::NewStub(channel)
+                  ->Check(&context, grpc::health::v1::HealthCheckRequest(), &health)
+                  .ok());
+}
+
+TEST(SecurityTest, UnsafeConfigurationsAreRefused) {
+  Pki pki;
+  {
+    // Development mode (no tokens) listens on loopback only.
+    ServerProcess server({"--listen=0.0.0.0:0"});
+    EXPECT_FALSE(server.ok());
+    server.Stop(SIGTERM);
+    EXPECT_NE(server.log().find("development_mode_non_loopback"), std::string::npos) << server.log();
+  }
+  {
+    // Plaintext on a non-loopback address needs an explicit opt-in.
+    ServerProcess server({"--listen=0.0.0.0:0", absl::StrCat("--tokens_file=", pki.path("tokens"))});
+    EXPECT_FALSE(server.ok());
+    server.Stop(SIGTERM);
+    EXPECT_NE(server.log().find("plaintext_non_loopback"), std::string::npos) << server.log();
+  }
+  {
+    ServerProcess server({});
+    ASSERT_TRUE(server.ok());
+    server.Stop(SIGTERM);
+    EXPECT_NE(server.log().find("DEVELOPMENT_MODE"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace vigil
