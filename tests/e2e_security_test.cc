@@ -213,6 +213,7 @@ TEST(SecurityTest, EveryRpcNeedsAValidTokenAndItsRole) {
          grpc::ClientContext context;
          v1::SubscribeRequest request;
          request.set_after_event_number(0);
+         request.set_heartbeat_interval_seconds(1);
          auto reader = v1::AlertFeed::NewStub(ch)->Subscribe(WithToken(&context, token), request);
          v1::SubscribeResponse r;
          if (reader->Read(&r)) {
