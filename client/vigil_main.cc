@@ -75,6 +75,7 @@ Commands:
   ack ALERT_ID --user=NAME --outcome=accepted|overridden [--reason=CODE] [--reason-system=URI] [--comment=TEXT]
   alerts PATIENT_ID [--all] list a patient's alerts with status and history (--all: resolved too)
   reload                    reload the knowledge base on the server (Admin; old one keeps serving on failure)
+  audit [--after=N]         export the audit trail of patient-data access as JSON lines (Admin)
   help                      this text
 
 Options:
@@ -751,6 +752,41 @@ int CommandAlerts(const Options& options, const std::vector<std::string>& args, 
   return kExitClean;
 }
 
+int CommandAudit(const Options& options, const std::vector<std::string>& args, vigil::v1::Admin::Stub& stub) {
+  vigil::v1::ListAuditEventsRequest request;
+  for (const auto& arg : args) {
+    if (auto after = FlagValue(arg, "after")) {
+      int64_t n = 0;
+      if (!absl::SimpleAtoi(*after, &n) || n < 0) {
+        std::cerr << "error: --after needs an audit id\n";
+        return kExitUsage;
+      }
+      request.set_after_id(n);
+    } else {
+      std::cerr << "error: unknown option " << arg << " for audit\n";
+      return kExitUsage;
+    }
+  }
+  request.set_page_size(1000);
+  while (true) {
+    grpc::ClientContext context;
+    AddAuth(&context);
+    context.set_deadline(Deadline(options));
+    vigil::v1::ListAuditEventsResponse response;
+    const auto status = stub.ListAuditEvents(&context, request, &response);
+    if (!status.ok()) {
+      return ExitForStatus(status);
+    }
+    for (const auto& e : response.events()) {
+      std::cout << ToJson(e) << "\n";
+    }
+    if (response.events().empty()) {
+      return kExitClean;
+    }
+    request.set_after_id(response.next_after_id());
+  }
+}
+
 int CommandReload(const Options& options, vigil::v1::Admin::Stub& stub) {
   grpc::ClientContext context;
   AddAuth(&context);
@@ -932,6 +968,10 @@ int main(int argc, char** argv) {
   if (command == "reload") {
     auto stub = vigil::v1::Admin::NewStub(channel);
     return CommandReload(options, *stub);
+  }
+  if (command == "audit") {
+    auto stub = vigil::v1::Admin::NewStub(channel);
+    return CommandAudit(options, args, *stub);
   }
   if (command == "patient") {
     auto stub = vigil::v1::Patients::NewStub(channel);

@@ -8,7 +8,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -274,6 +276,173 @@ TEST(SecurityTest, UnsafeConfigurationsAreRefused) {
     ASSERT_TRUE(server.ok());
     server.Stop(SIGTERM);
     EXPECT_NE(server.log().find("DEVELOPMENT_MODE"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST(AuditTest, EveryAccessToPatientDataIsRecorded) {
+  Pki pki;
+  char dir[] = "/tmp/vigil-audit-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string db = absl::StrCat(dir, "/vigil.db");
+  ServerProcess server({absl::StrCat("--tokens_file=", pki.path("tokens")), absl::StrCat("--db=", db)});
+  ASSERT_TRUE(server.ok()) << server.log();
+  auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  {
+    grpc::ClientContext context;
+    v1::PutPatientRequest request;
+    request.mutable_patient()->set_id("pa");
+    request.mutable_patient()->add_medications()->set_drug("silperisone");
+    auto* c = request.mutable_patient()->add_conditions()->mutable_code();
+    c->set_system("http://hl7.org/fhir/sid/icd-10-cm");
+    c->set_code("N18.4");
+    v1::PutPatientResponse response;
+    ASSERT_TRUE(v1::Patients::NewStub(channel)->PutPatient(WithToken(&context, "ehr-token"), request, &response).ok());
+    ASSERT_EQ(response.raised_size(), 1);
+    grpc::ClientContext ack_context;
+    v1::AcknowledgeAlertRequest ack;
+    ack.set_alert_id(response.raised(0).id());
+    ack.set_outcome(v1::ACKNOWLEDGEMENT_OUTCOME_ACCEPTED);
+    ack.set_user("dr-a");
+    v1::AcknowledgeAlertResponse ack_response;
+    ASSERT_TRUE(
+        v1::AlertFeed::NewStub(channel)->AcknowledgeAlert(WithToken(&ack_context, "clin-token"), ack, &ack_response).ok());
+  }
+  {
+    grpc::ClientContext context;
+    v1::CheckMedicationsRequest request;
+    request.set_patient_id("pa");
+    request.add_proposed_medications()->set_drug("silperisone");
+    auto reader = v1::DecisionSupport::NewStub(channel)->CheckMedications(WithToken(&context, "ehr-token"), request);
+    v1::CheckMedicationsResponse r;
+    while (reader->Read(&r)) {
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+  }
+  {
+    grpc::ClientContext context;
+    v1::GetPatientRequest request;
+    request.set_patient_id("pa");
+    v1::Patient patient;
+    ASSERT_TRUE(v1::Patients::NewStub(channel)->GetPatient(WithToken(&context, "ehr-token"), request, &patient).ok());
+    grpc::ClientContext denied;
+    EXPECT_EQ(v1::Patients::NewStub(channel)->GetPatient(WithToken(&denied, "sub-token"), request, &patient).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+  {
+    grpc::ClientContext context;
+    v1::ListAlertsRequest request;
+    request.set_patient_id("pa");
+    v1::ListAlertsResponse response;
+    ASSERT_TRUE(v1::AlertFeed::NewStub(channel)->ListAlerts(WithToken(&context, "sub-token"), request, &response).ok());
+  }
+  {
+    grpc::ClientContext context;
+    v1::SubscribeRequest request;
+    request.add_patient_ids("pa");
+    request.set_after_event_number(0);
+    auto reader = v1::AlertFeed::NewStub(channel)->Subscribe(WithToken(&context, "sub-token"), request);
+    v1::SubscribeResponse r;
+    ASSERT_TRUE(reader->Read(&r));
+    context.TryCancel();
+    reader->Finish();
+  }
+  {
+    grpc::ClientContext context;
+    v1::DeletePatientRequest request;
+    request.set_patient_id("pa");
+    v1::DeletePatientResponse response;
+    ASSERT_TRUE(v1::Patients::NewStub(channel)->DeletePatient(WithToken(&context, "ehr-token"), request, &response).ok());
+  }
+  // Export with the client, as an operator would.
+  const auto exported = RunCommand({VIGIL_CLIENT_BIN, absl::StrCat("--server=", server.address()),
+                                    "--token=admin-token", "audit"});
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  struct Want {
+    const char* method;
+    const char* action;
+    const char* agent;
+    const char* outcome;
+  };
+  for (const Want& want : std::vector<Want>{{"Patients/PutPatient", "U", "ehr-system", "OK"},
+                                            {"AlertFeed/AcknowledgeAlert", "U", "ward-clinician", "OK"},
+                                            {"DecisionSupport/CheckMedications", "E", "ehr-system", "OK"},
+                                            {"Patients/GetPatient", "R", "ehr-system", "OK"},
+                                            {"Patients/GetPatient", "R", "pharmacy-queue", "PERMISSION_DENIED"},
+                                            {"AlertFeed/ListAlerts", "R", "pharmacy-queue", "OK"},
+                                            {"AlertFeed/Subscribe", "E", "pharmacy-queue", "OK"},
+                                            {"Patients/DeletePatient", "D", "ehr-system", "OK"}}) {
+    bool found = false;
+    for (absl::string_view line : absl::StrSplit(exported.output, '\n', absl::SkipEmpty())) {
+      found = found || (absl::StrContains(line, want.method) &&
+                        absl::StrContains(line, absl::StrCat("\"action\":\"", want.action, "\"")) &&
+                        absl::StrContains(line, absl::StrCat("\"agent\":\"", want.agent, "\"")) &&
+                        absl::StrContains(line, absl::StrCat("\"outcome\":\"", want.outcome, "\"")) &&
+                        absl::StrContains(line, "\"patient_id\":\"pa\""));
+    }
+    EXPECT_TRUE(found) << want.method << " " << want.agent << " " << want.outcome << "\n" << exported.output;
+  }
+  // Only the admin role may export.
+  EXPECT_EQ(RunCommand({VIGIL_CLIENT_BIN, absl::StrCat("--server=", server.address()), "--token=ehr-token", "audit"})
+                .exit_code,
+            70);
+  // The trail is append-only, even for someone with the database file.
+  server.Stop(SIGTERM);
+  const auto tamper = RunCommand({"/bin/sh", "-c", absl::StrCat("sqlite3 ", db, " 'DELETE FROM audit' 2>&1")});
+  EXPECT_NE(tamper.output.find("append-only"), std::string::npos) << tamper.output;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(LogTest, LogsCarryNoHealthData) {
+  ServerProcess server({});
+  ASSERT_TRUE(server.ok()) << server.log();
+  auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  v1::Patient patient;
+  patient.set_id("log-patient");
+  patient.add_medications()->set_drug("silperisone");
+  patient.add_medications()->set_drug("zzsecretmedication");
+  auto* c = patient.add_conditions()->mutable_code();
+  c->set_system("http://hl7.org/fhir/sid/icd-10-cm");
+  c->set_code("K72.10");
+  c->set_display("zzsecretdiagnosis");
+  patient.add_allergies()->set_substance("zzsecretallergen");
+  auto* lab = patient.add_labs();
+  lab->mutable_code()->set_system("http://loinc.org");
+  lab->mutable_code()->set_code("62238-1");
+  lab->set_value(23.456);
+  lab->set_unit("zzsecretunit");
+  {
+    grpc::ClientContext context;
+    v1::PutPatientRequest request;
+    *request.mutable_patient() = patient;
+    v1::PutPatientResponse response;
+    ASSERT_TRUE(v1::Patients::NewStub(channel)->PutPatient(&context, request, &response).ok());
+  }
+  {
+    grpc::ClientContext context;
+    v1::CheckMedicationsRequest request;
+    *request.mutable_patient() = patient;
+    request.add_proposed_medications()->set_drug("zzsecretproposed");
+    auto reader = v1::DecisionSupport::NewStub(channel)->CheckMedications(&context, request);
+    v1::CheckMedicationsResponse r;
+    while (reader->Read(&r)) {
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+  }
+  server.Stop(SIGTERM);
+  const std::string& log = server.log();
+  ASSERT_FALSE(log.empty());
+  for (const char* secret : {"zzsecret", "K72", "23.456", "silperisone\""}) {
+    EXPECT_EQ(log.find(secret), std::string::npos) << secret << " leaked into the log:\n" << log;
+  }
+  // Every line is one JSON object.
+  for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipEmpty())) {
+    EXPECT_TRUE(absl::StartsWith(line, "{") && absl::EndsWith(line, "}")) << line;
   }
 }
 

@@ -26,6 +26,7 @@
 #include "server/feed/registry.h"
 #include "server/kb/holder.h"
 #include "server/security/auth.h"
+#include "server/store/audit_log.h"
 #include "server/store/sqlite_store.h"
 #include "server/kb/loader.h"
 #include "server/service/services.h"
@@ -179,11 +180,21 @@ int main(int argc, char** argv) {
     credentials = grpc::InsecureServerCredentials();
   }
 
-  vigil::DecisionSupportService decision_support(&holder, &registry, &db_worker, &auth);
-  vigil::PatientsService patients(&registry, &db_worker, &auth);
-  vigil::AlertFeedService alert_feed(&registry, &hub, &db_worker, &auth);
-  vigil::DrugCatalogService drug_catalog(&holder, &auth);
-  vigil::AdminService admin(&holder, &worker, &auth);
+  vigil::AuditLog audit(store->get());
+  vigil::ServiceDeps deps;
+  deps.kb = &holder;
+  deps.registry = &registry;
+  deps.hub = &hub;
+  deps.db_worker = &db_worker;
+  deps.admin_worker = &worker;
+  deps.auth = &auth;
+  deps.audit = &audit;
+  deps.store = store->get();
+  vigil::DecisionSupportService decision_support(deps);
+  vigil::PatientsService patients(deps);
+  vigil::AlertFeedService alert_feed(deps);
+  vigil::DrugCatalogService drug_catalog(deps);
+  vigil::AdminService admin(deps);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

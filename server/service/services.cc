@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "server/common/log.h"
 #include "server/engine/screening.h"
 #include "server/engine/validation.h"
@@ -60,32 +62,76 @@ std::vector<v1::CheckMedicationsResponse> ToResponses(ScreeningResult result) {
   return responses;
 }
 
-// Runs `work` on `worker` and finishes a unary call with its status.
+std::string CodeName(const absl::Status& status) { return std::string(absl::StatusCodeToString(status.code())); }
+
+// An audit record of an access to patient data by `agent`.
+v1::AuditEvent AuditOf(grpc::CallbackServerContext* context, absl::string_view method, absl::string_view action,
+                       absl::string_view agent, absl::string_view patient_id) {
+  v1::AuditEvent event;
+  event.set_method(std::string(method));
+  event.set_action(std::string(action));
+  event.set_agent(std::string(agent));
+  event.set_peer(context->peer());
+  event.set_patient_id(std::string(patient_id));
+  return event;
+}
+
+// Records `audit` with the outcome of `status`, then finishes the call. An
+// audit failure is logged (without patient data) and does not change the
+// answer: a failing audit trail must not stop screening.
+void FinishAudited(AuditLog* log, v1::AuditEvent audit, grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
+  audit.set_outcome(CodeName(status));
+  log->Record(std::move(audit), [reactor, status](const absl::Status&) { reactor->Finish(ToGrpcStatus(status)); });
+}
+
+// Runs `work` on `worker`, records `audit` and finishes a unary call.
 template <typename Response>
-grpc::ServerUnaryReactor* OnWorker(grpc::CallbackServerContext* context, Worker* worker, Response* response,
+grpc::ServerUnaryReactor* OnWorker(grpc::CallbackServerContext* context, Worker* worker, AuditLog* log,
+                                   v1::AuditEvent audit, Response* response,
                                    std::function<absl::StatusOr<Response>()> work) {
   auto* reactor = context->DefaultReactor();
-  worker->Post([reactor, response, work = std::move(work)] {
+  worker->Post([reactor, response, log, audit = std::move(audit), work = std::move(work)]() mutable {
     auto result = work();
-    if (!result.ok()) {
-      reactor->Finish(ToGrpcStatus(result.status()));
-      return;
+    if (result.ok()) {
+      *response = *std::move(result);
     }
-    *response = *std::move(result);
-    reactor->Finish(grpc::Status::OK);
+    FinishAudited(log, std::move(audit), reactor, result.status());
   });
   return reactor;
 }
 
-// The caller, from the call's "authorization" metadata, if it may act as `role`
-// (any authenticated caller when `role` is empty).
-absl::StatusOr<Caller> Authorize(const Authenticator& auth, grpc::CallbackServerContext* context,
-                                 std::optional<Role> role) {
+// The outcome of authorizing a call. The caller's name is known whenever the
+// token is valid, even when the role is missing (for the audit trail);
+// otherwise it is "unauthenticated".
+class AuthResult {
+ public:
+  AuthResult(absl::Status status, Caller caller) : status_(std::move(status)), caller_(std::move(caller)) {}
+  bool ok() const { return status_.ok(); }
+  const absl::Status& status() const { return status_; }
+  const Caller* operator->() const { return &caller_; }
+
+ private:
+  absl::Status status_;
+  Caller caller_;
+};
+
+// Authorizes a call from its "authorization" metadata: any authenticated
+// caller when `role` is empty, else a caller with `role`.
+AuthResult Authorize(const Authenticator& auth, grpc::CallbackServerContext* context, std::optional<Role> role) {
   const auto& metadata = context->client_metadata();
   const auto it = metadata.find("authorization");
   const absl::string_view header = it == metadata.end() ? absl::string_view()
                                                         : absl::string_view(it->second.data(), it->second.size());
-  return role.has_value() ? auth.Authorize(header, *role) : auth.Authenticate(header);
+  auto caller = auth.Authenticate(header);
+  if (!caller.ok()) {
+    return AuthResult(caller.status(), Caller{"unauthenticated", {}});
+  }
+  if (role.has_value() && !caller->Has(*role)) {
+    return AuthResult(absl::PermissionDeniedError(absl::StrCat("caller '", caller->name, "' lacks the '",
+                                                               RoleName(*role), "' role this call needs")),
+                      *caller);
+  }
+  return AuthResult(absl::OkStatus(), *caller);
 }
 
 grpc::ServerUnaryReactor* Rejected(grpc::CallbackServerContext* context, const absl::Status& status) {
@@ -177,78 +223,85 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
 
 grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* DecisionSupportService::CheckMedications(
     grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request) {
+  constexpr char kMethod[] = "vigil.v1.DecisionSupport/CheckMedications";
   auto* streamer = new ResponseStreamer();
-  if (auto caller = Authorize(*auth_, context, Role::kEhr); !caller.ok()) {
-    streamer->Start({}, ToGrpcStatus(caller.status()));
+  const std::string patient_id = request->patient_id().empty() ? request->patient().id() : request->patient_id();
+  auto finish = [this, streamer](v1::AuditEvent audit, std::vector<v1::CheckMedicationsResponse> responses,
+                                 const absl::Status& status) {
+    audit.set_outcome(CodeName(status));
+    deps_.audit->Record(std::move(audit), [streamer, responses = std::move(responses), status](const absl::Status&) mutable {
+      streamer->Start(std::move(responses), ToGrpcStatus(status));
+    });
+  };
+  auto caller = Authorize(*deps_.auth, context, Role::kEhr);
+  if (!caller.ok()) {
+    finish(AuditOf(context, kMethod, "E", caller->name, patient_id), {}, caller.status());
     return streamer;
   }
+  v1::AuditEvent audit = AuditOf(context, kMethod, "E", caller->name, patient_id);
   if (auto status = ValidateCheckRequest(*request); !status.ok()) {
-    streamer->Start({}, ToGrpcStatus(status));
+    finish(std::move(audit), {}, status);
     return streamer;
   }
   if (!request->patient_id().empty()) {
     // The stored context is read on the database worker.
-    db_worker_->Post([this, streamer, request] {
-      auto patient = registry_->GetPatient(request->patient_id());
+    deps_.db_worker->Post([this, request, finish, audit = std::move(audit)]() mutable {
+      auto patient = deps_.registry->GetPatient(request->patient_id());
       if (!patient.ok()) {
-        streamer->Start({}, ToGrpcStatus(patient.status()));
+        finish(std::move(audit), {}, patient.status());
         return;
       }
-      const auto kb = kb_->Get();
-      streamer->Start(ToResponses(Screen(*kb, *patient, request->proposed_medications())), grpc::Status::OK);
+      const auto kb = deps_.kb->Get();
+      finish(std::move(audit), ToResponses(Screen(*kb, *patient, request->proposed_medications())), absl::OkStatus());
     });
     return streamer;
   }
   // Screening is CPU-only and bounded by the request limits (microseconds to
-  // a few milliseconds), so it runs here without blocking on I/O.
-  const auto kb = kb_->Get();
-  streamer->Start(ToResponses(Screen(*kb, request->patient(), request->proposed_medications())), grpc::Status::OK);
+  // a few milliseconds), so it runs here without blocking on I/O; the answer
+  // is sent once the audit record is durable.
+  const auto kb = deps_.kb->Get();
+  finish(std::move(audit), ToResponses(Screen(*kb, request->patient(), request->proposed_medications())),
+         absl::OkStatus());
   return streamer;
 }
 
 grpc::ServerUnaryReactor* DrugCatalogService::GetDrug(grpc::CallbackServerContext* context,
                                                       const v1::GetDrugRequest* request, v1::Drug* response) {
-  if (auto caller = Authorize(*auth_, context, std::nullopt); !caller.ok()) {
+  if (auto caller = Authorize(*deps_.auth, context, std::nullopt); !caller.ok()) {
     return Rejected(context, caller.status());
   }
   auto* reactor = context->DefaultReactor();
-  const auto kb = kb_->Get();
-  auto drug = vigil::GetDrug(*kb, *request);
-  if (!drug.ok()) {
-    reactor->Finish(ToGrpcStatus(drug.status()));
-    return reactor;
+  auto drug = vigil::GetDrug(*deps_.kb->Get(), *request);
+  if (drug.ok()) {
+    *response = *std::move(drug);
   }
-  *response = std::move(*drug);
-  reactor->Finish(grpc::Status::OK);
+  reactor->Finish(ToGrpcStatus(drug.status()));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* DrugCatalogService::SearchDrugs(grpc::CallbackServerContext* context,
                                                           const v1::SearchDrugsRequest* request,
                                                           v1::SearchDrugsResponse* response) {
-  if (auto caller = Authorize(*auth_, context, std::nullopt); !caller.ok()) {
+  if (auto caller = Authorize(*deps_.auth, context, std::nullopt); !caller.ok()) {
     return Rejected(context, caller.status());
   }
   auto* reactor = context->DefaultReactor();
-  const auto kb = kb_->Get();
-  auto result = vigil::SearchDrugs(*kb, *request);
-  if (!result.ok()) {
-    reactor->Finish(ToGrpcStatus(result.status()));
-    return reactor;
+  auto result = vigil::SearchDrugs(*deps_.kb->Get(), *request);
+  if (result.ok()) {
+    *response = *std::move(result);
   }
-  *response = std::move(*result);
-  reactor->Finish(grpc::Status::OK);
+  reactor->Finish(ToGrpcStatus(result.status()));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* DrugCatalogService::GetKnowledgeBase(grpc::CallbackServerContext* context,
                                                                const v1::GetKnowledgeBaseRequest* request,
                                                                v1::KnowledgeBase* response) {
-  if (auto caller = Authorize(*auth_, context, std::nullopt); !caller.ok()) {
+  if (auto caller = Authorize(*deps_.auth, context, std::nullopt); !caller.ok()) {
     return Rejected(context, caller.status());
   }
   auto* reactor = context->DefaultReactor();
-  *response = DescribeKnowledgeBase(*kb_->Get(), kb_->serving_since());
+  *response = DescribeKnowledgeBase(*deps_.kb->Get(), deps_.kb->serving_since());
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -256,12 +309,13 @@ grpc::ServerUnaryReactor* DrugCatalogService::GetKnowledgeBase(grpc::CallbackSer
 grpc::ServerUnaryReactor* AdminService::ReloadKnowledgeBase(grpc::CallbackServerContext* context,
                                                             const v1::ReloadKnowledgeBaseRequest* request,
                                                             v1::ReloadKnowledgeBaseResponse* response) {
-  if (auto caller = Authorize(*auth_, context, Role::kAdmin); !caller.ok()) {
+  if (auto caller = Authorize(*deps_.auth, context, Role::kAdmin); !caller.ok()) {
     return Rejected(context, caller.status());
   }
   auto* reactor = context->DefaultReactor();
-  worker_->Post([this, reactor, response] {
-    auto reloaded = kb_->Reload();
+  KnowledgeBaseHolder* kb = deps_.kb;
+  deps_.admin_worker->Post([kb, reactor, response] {
+    auto reloaded = kb->Reload();
     if (!reloaded.ok()) {
       LogError("knowledge_base_reload_refused", {{"reason", std::string(reloaded.status().message())}});
       reactor->Finish(ToGrpcStatus(reloaded.status()));
@@ -271,8 +325,38 @@ grpc::ServerUnaryReactor* AdminService::ReloadKnowledgeBase(grpc::CallbackServer
                                         {"version", reloaded->kb->version()},
                                         {"trigger", "rpc"}});
     response->set_previous_version(reloaded->previous_version);
-    *response->mutable_knowledge_base() = DescribeKnowledgeBase(*reloaded->kb, kb_->serving_since());
+    *response->mutable_knowledge_base() = DescribeKnowledgeBase(*reloaded->kb, kb->serving_since());
     response->set_changed(reloaded->previous_version != reloaded->kb->version());
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::ListAuditEvents(grpc::CallbackServerContext* context,
+                                                        const v1::ListAuditEventsRequest* request,
+                                                        v1::ListAuditEventsResponse* response) {
+  if (auto caller = Authorize(*deps_.auth, context, Role::kAdmin); !caller.ok()) {
+    return Rejected(context, caller.status());
+  }
+  if (request->page_size() < 0 || request->page_size() > 1000) {
+    return Rejected(context, absl::InvalidArgumentError("page_size: must be from 0 to 1000"));
+  }
+  if (request->after_id() < 0) {
+    return Rejected(context, absl::InvalidArgumentError("after_id: must be 0 or more"));
+  }
+  auto* reactor = context->DefaultReactor();
+  Store* store = deps_.store;
+  deps_.admin_worker->Post([store, reactor, request, response] {
+    auto events = store->ReadAudit(request->after_id(), request->page_size() == 0 ? 500 : request->page_size());
+    if (!events.ok()) {
+      reactor->Finish(ToGrpcStatus(events.status()));
+      return;
+    }
+    response->set_next_after_id(request->after_id());
+    for (auto& e : *events) {
+      response->set_next_after_id(e.id());
+      *response->add_events() = std::move(e);
+    }
     reactor->Finish(grpc::Status::OK);
   });
   return reactor;
@@ -281,56 +365,93 @@ grpc::ServerUnaryReactor* AdminService::ReloadKnowledgeBase(grpc::CallbackServer
 grpc::ServerUnaryReactor* PatientsService::PutPatient(grpc::CallbackServerContext* context,
                                                       const v1::PutPatientRequest* request,
                                                       v1::PutPatientResponse* response) {
-  if (auto caller = Authorize(*auth_, context, Role::kEhr); !caller.ok()) {
-    return Rejected(context, caller.status());
+  constexpr char kMethod[] = "vigil.v1.Patients/PutPatient";
+  auto caller = Authorize(*deps_.auth, context, Role::kEhr);
+  const std::string& patient_id = request->patient().id();
+  if (!caller.ok()) {
+    auto* reactor = context->DefaultReactor();
+    FinishAudited(deps_.audit, AuditOf(context, kMethod, "U", caller->name, patient_id), reactor, caller.status());
+    return reactor;
   }
-  if (!request->has_patient()) {
-    return Rejected(context, absl::InvalidArgumentError("patient: is required"));
+  v1::AuditEvent audit = AuditOf(context, kMethod, "U", caller->name, patient_id);
+  absl::Status valid = request->has_patient() ? ValidatePatientId(patient_id, "patient.id")
+                                              : absl::InvalidArgumentError("patient: is required");
+  if (valid.ok()) {
+    valid = ValidatePatient(request->patient(), "patient");
   }
-  if (auto st = ValidatePatientId(request->patient().id(), "patient.id"); !st.ok()) {
-    return Rejected(context, st);
+  if (!valid.ok()) {
+    auto* reactor = context->DefaultReactor();
+    FinishAudited(deps_.audit, std::move(audit), reactor, valid);
+    return reactor;
   }
-  if (auto st = ValidatePatient(request->patient(), "patient"); !st.ok()) {
-    return Rejected(context, st);
-  }
-  return OnWorker<v1::PutPatientResponse>(context, db_worker_, response,
-                                          [this, request] { return registry_->PutPatient(request->patient()); });
+  PatientRegistry* registry = deps_.registry;
+  return OnWorker<v1::PutPatientResponse>(context, deps_.db_worker, deps_.audit, std::move(audit), response,
+                                          [registry, request] { return registry->PutPatient(request->patient()); });
 }
 
 grpc::ServerUnaryReactor* PatientsService::GetPatient(grpc::CallbackServerContext* context,
                                                       const v1::GetPatientRequest* request, v1::Patient* response) {
-  if (auto caller = Authorize(*auth_, context, Role::kEhr); !caller.ok()) {
-    return Rejected(context, caller.status());
+  constexpr char kMethod[] = "vigil.v1.Patients/GetPatient";
+  auto caller = Authorize(*deps_.auth, context, Role::kEhr);
+  if (!caller.ok()) {
+    auto* reactor = context->DefaultReactor();
+    FinishAudited(deps_.audit, AuditOf(context, kMethod, "R", caller->name, request->patient_id()), reactor,
+                  caller.status());
+    return reactor;
   }
+  v1::AuditEvent audit = AuditOf(context, kMethod, "R", caller->name, request->patient_id());
   if (auto st = ValidatePatientId(request->patient_id(), "patient_id"); !st.ok()) {
-    return Rejected(context, st);
+    auto* reactor = context->DefaultReactor();
+    FinishAudited(deps_.audit, std::move(audit), reactor, st);
+    return reactor;
   }
-  return OnWorker<v1::Patient>(context, db_worker_, response,
-                               [this, request] { return registry_->GetPatient(request->patient_id()); });
+  PatientRegistry* registry = deps_.registry;
+  return OnWorker<v1::Patient>(context, deps_.db_worker, deps_.audit, std::move(audit), response,
+                               [registry, request] { return registry->GetPatient(request->patient_id()); });
 }
 
 grpc::ServerUnaryReactor* PatientsService::DeletePatient(grpc::CallbackServerContext* context,
                                                          const v1::DeletePatientRequest* request,
                                                          v1::DeletePatientResponse* response) {
-  if (auto caller = Authorize(*auth_, context, Role::kEhr); !caller.ok()) {
-    return Rejected(context, caller.status());
+  constexpr char kMethod[] = "vigil.v1.Patients/DeletePatient";
+  auto caller = Authorize(*deps_.auth, context, Role::kEhr);
+  if (!caller.ok()) {
+    auto* reactor = context->DefaultReactor();
+    FinishAudited(deps_.audit, AuditOf(context, kMethod, "D", caller->name, request->patient_id()), reactor,
+                  caller.status());
+    return reactor;
   }
+  v1::AuditEvent audit = AuditOf(context, kMethod, "D", caller->name, request->patient_id());
   if (auto st = ValidatePatientId(request->patient_id(), "patient_id"); !st.ok()) {
-    return Rejected(context, st);
+    auto* reactor = context->DefaultReactor();
+    FinishAudited(deps_.audit, std::move(audit), reactor, st);
+    return reactor;
   }
-  return OnWorker<v1::DeletePatientResponse>(context, db_worker_, response,
-                                             [this, request] { return registry_->DeletePatient(request->patient_id()); });
+  PatientRegistry* registry = deps_.registry;
+  return OnWorker<v1::DeletePatientResponse>(context, deps_.db_worker, deps_.audit, std::move(audit), response,
+                                             [registry, request] { return registry->DeletePatient(request->patient_id()); });
 }
 
 grpc::ServerWriteReactor<v1::SubscribeResponse>* AlertFeedService::Subscribe(grpc::CallbackServerContext* context,
                                                                              const v1::SubscribeRequest* request) {
-  auto* reactor = new SubscribeReactor(context, hub_);
-  if (auto caller = Authorize(*auth_, context, Role::kSubscriber); !caller.ok()) {
-    reactor->Reject(ToGrpcStatus(caller.status()));
+  constexpr char kMethod[] = "vigil.v1.AlertFeed/Subscribe";
+  auto* reactor = new SubscribeReactor(context, deps_.hub);
+  std::string patients = absl::StrJoin(request->patient_ids(), ",");
+  if (patients.empty()) {
+    patients = "*";
+  }
+  auto caller = Authorize(*deps_.auth, context, Role::kSubscriber);
+  v1::AuditEvent audit = AuditOf(context, kMethod, "E", caller->name, patients);
+  auto reject = [this, reactor](v1::AuditEvent a, const absl::Status& status) {
+    a.set_outcome(CodeName(status));
+    deps_.audit->Record(std::move(a), [reactor, status](const absl::Status&) { reactor->Reject(ToGrpcStatus(status)); });
+  };
+  if (!caller.ok()) {
+    reject(std::move(audit), caller.status());
     return reactor;
   }
   if (auto st = ValidateSubscribeRequest(*request); !st.ok()) {
-    reactor->Reject(ToGrpcStatus(st));
+    reject(std::move(audit), st);
     return reactor;
   }
   EventFilter filter;
@@ -344,39 +465,69 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* AlertFeedService::Subscribe(grp
   if (request->has_after_event_number()) {
     after = request->after_event_number();
   }
-  auto sub = hub_->Subscribe(std::move(filter), after, absl::Seconds(heartbeat));
+  auto sub = deps_.hub->Subscribe(std::move(filter), after, absl::Seconds(heartbeat));
   if (!sub.ok()) {
-    reactor->Reject(ToGrpcStatus(sub.status()));
+    reject(std::move(audit), sub.status());
     return reactor;
   }
-  reactor->Begin(*std::move(sub));
+  audit.set_outcome("OK");
+  deps_.audit->Record(std::move(audit), [reactor, sub = *std::move(sub)](const absl::Status&) mutable {
+    reactor->Begin(std::move(sub));
+  });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* AlertFeedService::AcknowledgeAlert(grpc::CallbackServerContext* context,
                                                              const v1::AcknowledgeAlertRequest* request,
                                                              v1::AcknowledgeAlertResponse* response) {
-  if (auto caller = Authorize(*auth_, context, Role::kClinician); !caller.ok()) {
-    return Rejected(context, caller.status());
+  constexpr char kMethod[] = "vigil.v1.AlertFeed/AcknowledgeAlert";
+  auto caller = Authorize(*deps_.auth, context, Role::kClinician);
+  v1::AuditEvent audit = AuditOf(context, kMethod, "U", caller->name, "");
+  audit.set_alert_id(request->alert_id().substr(0, 256));
+  if (!caller.ok()) {
+    auto* reactor = context->DefaultReactor();
+    FinishAudited(deps_.audit, std::move(audit), reactor, caller.status());
+    return reactor;
   }
   if (auto st = ValidateAcknowledgeRequest(*request); !st.ok()) {
-    return Rejected(context, st);
+    auto* reactor = context->DefaultReactor();
+    FinishAudited(deps_.audit, std::move(audit), reactor, st);
+    return reactor;
   }
-  return OnWorker<v1::AcknowledgeAlertResponse>(context, db_worker_, response,
-                                                [this, request] { return registry_->Acknowledge(*request); });
+  auto* reactor = context->DefaultReactor();
+  PatientRegistry* registry = deps_.registry;
+  AuditLog* log = deps_.audit;
+  deps_.db_worker->Post([registry, log, reactor, request, response, audit = std::move(audit)]() mutable {
+    auto result = registry->Acknowledge(*request);
+    if (result.ok()) {
+      audit.set_patient_id(result->alert().patient_id());
+      *response = *std::move(result);
+    }
+    FinishAudited(log, std::move(audit), reactor, result.status());
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* AlertFeedService::ListAlerts(grpc::CallbackServerContext* context,
                                                        const v1::ListAlertsRequest* request,
                                                        v1::ListAlertsResponse* response) {
-  if (auto caller = Authorize(*auth_, context, Role::kSubscriber); !caller.ok()) {
-    return Rejected(context, caller.status());
+  constexpr char kMethod[] = "vigil.v1.AlertFeed/ListAlerts";
+  auto caller = Authorize(*deps_.auth, context, Role::kSubscriber);
+  v1::AuditEvent audit =
+      AuditOf(context, kMethod, "R", caller.ok() ? caller->name : caller->name, request->patient_id());
+  if (!caller.ok()) {
+    auto* reactor = context->DefaultReactor();
+    FinishAudited(deps_.audit, std::move(audit), reactor, caller.status());
+    return reactor;
   }
   if (auto st = ValidatePatientId(request->patient_id(), "patient_id"); !st.ok()) {
-    return Rejected(context, st);
+    auto* reactor = context->DefaultReactor();
+    FinishAudited(deps_.audit, std::move(audit), reactor, st);
+    return reactor;
   }
-  return OnWorker<v1::ListAlertsResponse>(context, db_worker_, response,
-                                          [this, request] { return registry_->ListAlerts(*request); });
+  PatientRegistry* registry = deps_.registry;
+  return OnWorker<v1::ListAlertsResponse>(context, deps_.db_worker, deps_.audit, std::move(audit), response,
+                                          [registry, request] { return registry->ListAlerts(*request); });
 }
 
 }  // namespace vigil

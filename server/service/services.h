@@ -1,5 +1,6 @@
-// The gRPC services: thin layers that validate, call the domain and
-// translate. They never block on I/O.
+// The gRPC services: thin layers that authorize, validate, call the domain,
+// audit and translate. They never block on I/O: database work runs on
+// threads the application owns.
 #ifndef VIGIL_SERVER_SERVICE_SERVICES_H_
 #define VIGIL_SERVER_SERVICE_SERVICES_H_
 
@@ -10,37 +11,71 @@
 #include "server/feed/registry.h"
 #include "server/kb/holder.h"
 #include "server/security/auth.h"
-#include "vigil/v1/alert_feed.grpc.pb.h"
-#include "vigil/v1/patients.grpc.pb.h"
+#include "server/store/audit_log.h"
 #include "vigil/v1/admin.grpc.pb.h"
+#include "vigil/v1/alert_feed.grpc.pb.h"
 #include "vigil/v1/decision_support.grpc.pb.h"
 #include "vigil/v1/drug_catalog.grpc.pb.h"
+#include "vigil/v1/patients.grpc.pb.h"
 
 namespace vigil {
 
+// What the services share. Every pointer outlives the server.
+struct ServiceDeps {
+  KnowledgeBaseHolder* kb = nullptr;
+  PatientRegistry* registry = nullptr;
+  EventHub* hub = nullptr;
+  // Database work (registry calls).
+  Worker* db_worker = nullptr;
+  // Knowledge-base reloads and audit exports.
+  Worker* admin_worker = nullptr;
+  const Authenticator* auth = nullptr;
+  AuditLog* audit = nullptr;
+  Store* store = nullptr;
+};
+
 class DecisionSupportService final : public v1::DecisionSupport::CallbackService {
  public:
-  // `registry` and `db_worker` serve checks by patient_id (stored context).
-  DecisionSupportService(const KnowledgeBaseHolder* kb, PatientRegistry* registry, Worker* db_worker,
-                         const Authenticator* auth)
-      : kb_(kb), registry_(registry), db_worker_(db_worker), auth_(auth) {}
-
+  explicit DecisionSupportService(const ServiceDeps& deps) : deps_(deps) {}
   grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* CheckMedications(
       grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request) override;
 
  private:
-  const KnowledgeBaseHolder* kb_;
-  PatientRegistry* registry_;
-  Worker* db_worker_;
-  const Authenticator* auth_;
+  const ServiceDeps deps_;
 };
 
-// Database work runs on `db_worker`, never on gRPC's threads.
+class DrugCatalogService final : public v1::DrugCatalog::CallbackService {
+ public:
+  explicit DrugCatalogService(const ServiceDeps& deps) : deps_(deps) {}
+  grpc::ServerUnaryReactor* GetDrug(grpc::CallbackServerContext* context, const v1::GetDrugRequest* request,
+                                    v1::Drug* response) override;
+  grpc::ServerUnaryReactor* SearchDrugs(grpc::CallbackServerContext* context, const v1::SearchDrugsRequest* request,
+                                        v1::SearchDrugsResponse* response) override;
+  grpc::ServerUnaryReactor* GetKnowledgeBase(grpc::CallbackServerContext* context,
+                                             const v1::GetKnowledgeBaseRequest* request,
+                                             v1::KnowledgeBase* response) override;
+
+ private:
+  const ServiceDeps deps_;
+};
+
+class AdminService final : public v1::Admin::CallbackService {
+ public:
+  explicit AdminService(const ServiceDeps& deps) : deps_(deps) {}
+  grpc::ServerUnaryReactor* ReloadKnowledgeBase(grpc::CallbackServerContext* context,
+                                                const v1::ReloadKnowledgeBaseRequest* request,
+                                                v1::ReloadKnowledgeBaseResponse* response) override;
+  grpc::ServerUnaryReactor* ListAuditEvents(grpc::CallbackServerContext* context,
+                                            const v1::ListAuditEventsRequest* request,
+                                            v1::ListAuditEventsResponse* response) override;
+
+ private:
+  const ServiceDeps deps_;
+};
+
 class PatientsService final : public v1::Patients::CallbackService {
  public:
-  PatientsService(PatientRegistry* registry, Worker* db_worker, const Authenticator* auth)
-      : registry_(registry), db_worker_(db_worker), auth_(auth) {}
-
+  explicit PatientsService(const ServiceDeps& deps) : deps_(deps) {}
   grpc::ServerUnaryReactor* PutPatient(grpc::CallbackServerContext* context, const v1::PutPatientRequest* request,
                                        v1::PutPatientResponse* response) override;
   grpc::ServerUnaryReactor* GetPatient(grpc::CallbackServerContext* context, const v1::GetPatientRequest* request,
@@ -50,16 +85,12 @@ class PatientsService final : public v1::Patients::CallbackService {
                                           v1::DeletePatientResponse* response) override;
 
  private:
-  PatientRegistry* registry_;
-  Worker* db_worker_;
-  const Authenticator* auth_;
+  const ServiceDeps deps_;
 };
 
 class AlertFeedService final : public v1::AlertFeed::CallbackService {
  public:
-  AlertFeedService(PatientRegistry* registry, EventHub* hub, Worker* db_worker, const Authenticator* auth)
-      : registry_(registry), hub_(hub), db_worker_(db_worker), auth_(auth) {}
-
+  explicit AlertFeedService(const ServiceDeps& deps) : deps_(deps) {}
   grpc::ServerWriteReactor<v1::SubscribeResponse>* Subscribe(grpc::CallbackServerContext* context,
                                                             const v1::SubscribeRequest* request) override;
   grpc::ServerUnaryReactor* AcknowledgeAlert(grpc::CallbackServerContext* context,
@@ -69,44 +100,7 @@ class AlertFeedService final : public v1::AlertFeed::CallbackService {
                                        v1::ListAlertsResponse* response) override;
 
  private:
-  PatientRegistry* registry_;
-  EventHub* hub_;
-  Worker* db_worker_;
-  const Authenticator* auth_;
-};
-
-class DrugCatalogService final : public v1::DrugCatalog::CallbackService {
- public:
-  DrugCatalogService(const KnowledgeBaseHolder* kb, const Authenticator* auth) : kb_(kb), auth_(auth) {}
-
-  grpc::ServerUnaryReactor* GetDrug(grpc::CallbackServerContext* context, const v1::GetDrugRequest* request,
-                                    v1::Drug* response) override;
-  grpc::ServerUnaryReactor* SearchDrugs(grpc::CallbackServerContext* context,
-                                        const v1::SearchDrugsRequest* request,
-                                        v1::SearchDrugsResponse* response) override;
-  grpc::ServerUnaryReactor* GetKnowledgeBase(grpc::CallbackServerContext* context,
-                                             const v1::GetKnowledgeBaseRequest* request,
-                                             v1::KnowledgeBase* response) override;
-
- private:
-  const KnowledgeBaseHolder* kb_;
-  const Authenticator* auth_;
-};
-
-class AdminService final : public v1::Admin::CallbackService {
- public:
-  // Reloads run on `worker`, never on gRPC's threads.
-  AdminService(KnowledgeBaseHolder* kb, Worker* worker, const Authenticator* auth)
-      : kb_(kb), worker_(worker), auth_(auth) {}
-
-  grpc::ServerUnaryReactor* ReloadKnowledgeBase(grpc::CallbackServerContext* context,
-                                                const v1::ReloadKnowledgeBaseRequest* request,
-                                                v1::ReloadKnowledgeBaseResponse* response) override;
-
- private:
-  KnowledgeBaseHolder* kb_;
-  Worker* worker_;
-  const Authenticator* auth_;
+  const ServiceDeps deps_;
 };
 
 }  // namespace vigil

@@ -42,6 +42,22 @@ CREATE TABLE patient_revisions (
   revision INTEGER NOT NULL
 );
 )sql",
+    // 1 -> 2: the append-only audit trail.
+    R"sql(
+CREATE TABLE audit (
+  id INTEGER PRIMARY KEY,
+  recorded_time TEXT NOT NULL,
+  action TEXT NOT NULL,
+  method TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  peer TEXT NOT NULL,
+  patient_id TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  alert_id TEXT NOT NULL
+);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+)sql",
 };
 
 std::string Now() { return absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()); }
@@ -387,6 +403,58 @@ absl::StatusOr<int64_t> SqliteStore::LatestEventNumber() {
     return StatusFor(rc, db_, path_, "cannot read the latest event number");
   }
   return st.Int(0);
+}
+
+absl::Status SqliteStore::AppendAudit(const std::vector<v1::AuditEvent>& events) {
+  if (events.empty()) {
+    return absl::OkStatus();
+  }
+  absl::MutexLock lock(&mu_);
+  if (auto st = Exec("BEGIN IMMEDIATE"); !st.ok()) {
+    return st;
+  }
+  const std::string now = Now();
+  for (const auto& e : events) {
+    Statement st(db_, "INSERT INTO audit(recorded_time, action, method, agent, peer, patient_id, outcome, alert_id) "
+                      "VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
+    st.Bind(1, now).Bind(2, e.action()).Bind(3, e.method()).Bind(4, e.agent()).Bind(5, e.peer())
+        .Bind(6, e.patient_id()).Bind(7, e.outcome()).Bind(8, e.alert_id());
+    if (const int rc = st.Step(); rc != SQLITE_DONE) {
+      auto status = StatusFor(rc, db_, path_, "cannot append to the audit trail");
+      Exec("ROLLBACK").IgnoreError();
+      return status;
+    }
+  }
+  if (auto st = Exec("COMMIT"); !st.ok()) {
+    Exec("ROLLBACK").IgnoreError();
+    return st;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<v1::AuditEvent>> SqliteStore::ReadAudit(int64_t after_id, int limit) {
+  absl::MutexLock lock(&mu_);
+  Statement st(db_, "SELECT id, recorded_time, action, method, agent, peer, patient_id, outcome, alert_id FROM audit "
+                    "WHERE id > ? ORDER BY id LIMIT ?");
+  st.Bind(1, after_id).Bind(2, static_cast<int64_t>(limit));
+  std::vector<v1::AuditEvent> out;
+  int rc = 0;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    auto& e = out.emplace_back();
+    e.set_id(st.Int(0));
+    e.set_recorded_time(st.Text(1));
+    e.set_action(st.Text(2));
+    e.set_method(st.Text(3));
+    e.set_agent(st.Text(4));
+    e.set_peer(st.Text(5));
+    e.set_patient_id(st.Text(6));
+    e.set_outcome(st.Text(7));
+    e.set_alert_id(st.Text(8));
+  }
+  if (rc != SQLITE_DONE) {
+    return StatusFor(rc, db_, path_, "cannot read the audit trail");
+  }
+  return out;
 }
 
 absl::Status SqliteStore::Health() {

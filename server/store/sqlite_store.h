@@ -18,7 +18,7 @@ class SqliteStore final : public Store {
  public:
   // The schema version this build writes. Older files are migrated in place
   // when opened; a file from a newer version is refused.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens (creating if needed) and migrates the database at `path`.
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
@@ -31,6 +31,8 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<StoredEvent>> ReadEvents(int64_t after, int limit) override;
   absl::StatusOr<int64_t> LatestEventNumber() override;
   absl::Status Health() override;
+  absl::Status AppendAudit(const std::vector<v1::AuditEvent>& events) override;
+  absl::StatusOr<std::vector<v1::AuditEvent>> ReadAudit(int64_t after_id, int limit) override;
 
   // The schema version of the open file.
   int schema_version() const { return schema_version_; }

@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "vigil/store/v1/store.pb.h"
 #include "vigil/v1/alert_feed.pb.h"
+#include "vigil/v1/audit.pb.h"
 #include "vigil/v1/patient.pb.h"
 
 namespace vigil {
@@ -83,6 +84,14 @@ class Store {
 
   // True when the store can be read and written.
   virtual absl::Status Health() = 0;
+
+  // Appends audit events (their ids and times are set by the store) in one
+  // durable transaction. The trail is append-only: nothing updates or
+  // deletes it.
+  virtual absl::Status AppendAudit(const std::vector<v1::AuditEvent>& events) = 0;
+
+  // Audit events with ids greater than `after_id`, at most `limit`.
+  virtual absl::StatusOr<std::vector<v1::AuditEvent>> ReadAudit(int64_t after_id, int limit) = 0;
 };
 
 }  // namespace vigil
