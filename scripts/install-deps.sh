@@ -5,10 +5,10 @@
 set -euo pipefail
 
 PACKAGES=(
-  cmake make g++ pkg-config openssl sqlite3
+  cmake make g++ pkg-config openssl sqlite3 curl
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc
   libprotobuf-dev protobuf-compiler
-  libabsl-dev libssl-dev libsqlite3-dev
+  libabsl-dev libssl-dev libsqlite3-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev
 )
 

@@ -448,3 +448,29 @@ TEST(LogTest, LogsCarryNoHealthData) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST(MetricsTest, PrometheusEndpointCountsRpcsAndAlerts) {
+  ServerProcess server({"--metrics_listen=127.0.0.1:0"});
+  ASSERT_TRUE(server.ok()) << server.log();
+  const size_t at = server.log().find("\"event\":\"metrics_listening\"");
+  ASSERT_NE(at, std::string::npos) << server.log();
+  const size_t port_at = server.log().find("\"port\":\"", at) + 8;
+  const std::string port = server.log().substr(port_at, server.log().find('"', port_at) - port_at);
+  const auto check = RunCommand({VIGIL_CLIENT_BIN, absl::StrCat("--server=", server.address()), "check", "--egfr=20",
+                                 "silperisone"});
+  ASSERT_EQ(check.exit_code, 2) << check.output;
+  const auto scrape = RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", port, "/metrics")});
+  ASSERT_EQ(scrape.exit_code, 0);
+  for (const char* want : {"vigil_rpcs_total{method=\"/vigil.v1.DecisionSupport/CheckMedications\",code=\"OK\"} 1",
+                           "vigil_rpc_duration_seconds_count{method=\"/vigil.v1.DecisionSupport/CheckMedications\"} 1",
+                           "vigil_alerts_total{kind=\"ALERT_KIND_CONTRAINDICATION\",severity=\"SEVERITY_CONTRAINDICATED\"} 1",
+                           "vigil_subscribers 0", "vigil_knowledge_base_info{version=\"", "vigil_audit_records"}) {
+    EXPECT_NE(scrape.output.find(want), std::string::npos) << want << "\n" << scrape.output;
+  }
+}
+
+}  // namespace
+}  // namespace vigil

@@ -26,6 +26,12 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
+  // Tasks waiting to run.
+  size_t queued() const {
+    absl::MutexLock lock(&mu_);
+    return tasks_.size();
+  }
+
   // Queues `task`. Tasks queued before destruction still run.
   void Post(std::function<void()> task) {
     absl::MutexLock lock(&mu_);
@@ -50,7 +56,7 @@ class Worker {
     }
   }
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;

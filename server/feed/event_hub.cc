@@ -283,6 +283,16 @@ int64_t EventHub::latest() const {
   return latest_;
 }
 
+size_t EventHub::total_queued() const {
+  absl::MutexLock lock(&mu_);
+  size_t total = 0;
+  for (const auto& sub : subs_) {
+    absl::MutexLock sub_lock(&sub->mu_);
+    total += sub->queue_.size();
+  }
+  return total;
+}
+
 size_t EventHub::subscriber_count() const {
   absl::MutexLock lock(&mu_);
   return subs_.size();

@@ -133,6 +133,8 @@ class EventHub {
 
   int64_t latest() const;
   size_t subscriber_count() const;
+  // Messages queued for all subscribers.
+  size_t total_queued() const;
 
  private:
   friend class Subscription;

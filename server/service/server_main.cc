@@ -7,6 +7,8 @@
 #include <sstream>
 #include <memory>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -20,7 +22,11 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "httplib.h"
+#include "absl/strings/numbers.h"
 #include "server/common/log.h"
+#include "server/common/metrics.h"
+#include "server/service/metrics_interceptor.h"
 #include "server/common/worker.h"
 #include "server/feed/event_hub.h"
 #include "server/feed/registry.h"
@@ -50,6 +56,8 @@ ABSL_FLAG(std::string, tokens_file, "",
           "clinician, admin), name. Without it the server runs in development mode: loopback only, no tokens.");
 ABSL_FLAG(bool, allow_plaintext, false,
           "Allow plaintext (no TLS) on a non-loopback address. Only on a network you trust.");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "HOST:PORT to serve Prometheus metrics on (/metrics) over HTTP; empty: no metrics endpoint.");
 ABSL_FLAG(int, shutdown_grace_seconds, 10, "On SIGTERM/SIGINT, how long calls in flight may take to finish.");
 
 namespace {
@@ -190,6 +198,25 @@ int main(int argc, char** argv) {
   deps.auth = &auth;
   deps.audit = &audit;
   deps.store = store->get();
+  vigil::Metrics metrics;
+  deps.metrics = &metrics;
+  metrics.AddGauge("vigil_subscribers", "Open alert-feed subscriptions.",
+                   [&hub] { return std::vector<std::pair<std::string, double>>{{"", static_cast<double>(hub.subscriber_count())}}; });
+  metrics.AddGauge("vigil_subscriber_queued_events", "Events queued for subscribers, summed.",
+                   [&hub] { return std::vector<std::pair<std::string, double>>{{"", static_cast<double>(hub.total_queued())}}; });
+  metrics.AddGauge("vigil_latest_event_number", "The latest alert-feed event number.",
+                   [&hub] { return std::vector<std::pair<std::string, double>>{{"", static_cast<double>(hub.latest())}}; });
+  metrics.AddGauge("vigil_db_worker_queue", "Database tasks waiting.",
+                   [&db_worker] { return std::vector<std::pair<std::string, double>>{{"", static_cast<double>(db_worker.queued())}}; });
+  metrics.AddGauge("vigil_audit_records", "Audit records written and failed.", [&audit] {
+    return std::vector<std::pair<std::string, double>>{{"result=\"written\"", static_cast<double>(audit.written())},
+                                                       {"result=\"failed\"", static_cast<double>(audit.failed())}};
+  });
+  metrics.AddGauge("vigil_knowledge_base_info", "The serving knowledge base (value 1), with its version.", [&holder] {
+    const auto serving = holder.Get();
+    return std::vector<std::pair<std::string, double>>{
+        {absl::StrCat("version=\"", serving->version(), "\",drugs=\"", serving->drug_count(), "\""), 1.0}};
+  });
   vigil::DecisionSupportService decision_support(deps);
   vigil::PatientsService patients(deps);
   vigil::AlertFeedService alert_feed(deps);
@@ -207,6 +234,11 @@ int main(int argc, char** argv) {
   builder.RegisterService(&patients);
   builder.RegisterService(&alert_feed);
   builder.SetMaxReceiveMessageSize(8 * 1024 * 1024);
+  {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+    interceptors.push_back(std::make_unique<vigil::MetricsInterceptorFactory>(&metrics));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     vigil::LogError("listen_failed", {{"address", listen}});
@@ -214,6 +246,30 @@ int main(int argc, char** argv) {
   }
   auto* health = server->GetHealthCheckService();
   health->SetServingStatus(true);
+
+  // Metrics over HTTP, on a port of their own.
+  httplib::Server metrics_http;
+  std::thread metrics_thread;
+  if (const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen); !metrics_listen.empty()) {
+    const size_t colon = metrics_listen.rfind(':');
+    int metrics_port = 0;
+    if (colon == std::string::npos || !absl::SimpleAtoi(metrics_listen.substr(colon + 1), &metrics_port)) {
+      std::cerr << "--metrics_listen must be HOST:PORT" << std::endl;
+      return 1;
+    }
+    const std::string metrics_host = metrics_listen.substr(0, colon);
+    metrics_http.Get("/metrics", [&metrics](const httplib::Request&, httplib::Response& res) {
+      res.set_content(metrics.Render(), "text/plain; version=0.0.4");
+    });
+    const int bound = metrics_port == 0 ? metrics_http.bind_to_any_port(metrics_host)
+                                        : (metrics_http.bind_to_port(metrics_host, metrics_port) ? metrics_port : -1);
+    if (bound <= 0) {
+      vigil::LogError("metrics_listen_failed", {{"address", metrics_listen}});
+      return 1;
+    }
+    metrics_thread = std::thread([&metrics_http] { metrics_http.listen_after_bind(); });
+    vigil::LogInfo("metrics_listening", {{"address", absl::StrCat(metrics_host, ":", bound)}, {"port", absl::StrCat(bound)}});
+  }
 
   const std::string host = listen.substr(0, listen.rfind(':'));
   vigil::LogInfo("listening", {{"address", absl::StrCat(host, ":", port)}, {"port", absl::StrCat(port)}});
@@ -241,6 +297,10 @@ int main(int argc, char** argv) {
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds)));
   server->Wait();
+  if (metrics_thread.joinable()) {
+    metrics_http.stop();
+    metrics_thread.join();
+  }
   vigil::LogInfo("stopped", {});
   return 0;
 }

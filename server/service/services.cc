@@ -229,6 +229,13 @@ grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* DecisionSupportService::
   auto finish = [this, streamer](v1::AuditEvent audit, std::vector<v1::CheckMedicationsResponse> responses,
                                  const absl::Status& status) {
     audit.set_outcome(CodeName(status));
+    if (deps_.metrics != nullptr) {
+      for (const auto& r : responses) {
+        if (r.has_alert()) {
+          deps_.metrics->CountAlert(v1::AlertKind_Name(r.alert().kind()), v1::Severity_Name(r.alert().severity()));
+        }
+      }
+    }
     deps_.audit->Record(std::move(audit), [streamer, responses = std::move(responses), status](const absl::Status&) mutable {
       streamer->Start(std::move(responses), ToGrpcStatus(status));
     });

@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include "server/common/metrics.h"
 #include "server/common/worker.h"
 #include "server/feed/event_hub.h"
 #include "server/feed/registry.h"
@@ -32,6 +33,7 @@ struct ServiceDeps {
   const Authenticator* auth = nullptr;
   AuditLog* audit = nullptr;
   Store* store = nullptr;
+  Metrics* metrics = nullptr;
 };
 
 class DecisionSupportService final : public v1::DecisionSupport::CallbackService {
