@@ -474,3 +474,63 @@ TEST(MetricsTest, PrometheusEndpointCountsRpcsAndAlerts) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST(LimitsTest, FloodingCallerIsLimitedAndOthersAreServed) {
+  Pki pki;
+  ServerProcess server({absl::StrCat("--tokens_file=", pki.path("tokens")), "--rate_limit=5", "--rate_burst=5",
+                        "--max_subscribers=2", "--max_message_bytes=65536"});
+  ASSERT_TRUE(server.ok()) << server.log();
+  auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  int exhausted = 0;
+  int ok = 0;
+  for (int i = 0; i < 40; ++i) {
+    const auto code = GetKb(channel, "ehr-token").error_code();
+    exhausted += code == grpc::StatusCode::RESOURCE_EXHAUSTED ? 1 : 0;
+    ok += code == grpc::StatusCode::OK ? 1 : 0;
+  }
+  EXPECT_GE(exhausted, 20);
+  EXPECT_GE(ok, 5);
+  // Another caller is still served.
+  EXPECT_TRUE(GetKb(channel, "admin-token").ok());
+
+  // Subscriptions past the maximum are refused.
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::SubscribeResponse>>> readers;
+  auto stub = v1::AlertFeed::NewStub(channel);
+  std::vector<grpc::StatusCode> codes;
+  for (int i = 0; i < 3; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    contexts.back()->AddMetadata("authorization", "Bearer sub-token");
+    v1::SubscribeRequest request;
+    request.set_heartbeat_interval_seconds(1);
+    readers.push_back(stub->Subscribe(contexts.back().get(), request));
+    v1::SubscribeResponse r;
+    if (readers.back()->Read(&r)) {
+      codes.push_back(grpc::StatusCode::OK);
+    } else {
+      codes.push_back(readers.back()->Finish().error_code());
+    }
+  }
+  EXPECT_EQ(codes, (std::vector<grpc::StatusCode>{grpc::StatusCode::OK, grpc::StatusCode::OK,
+                                                  grpc::StatusCode::RESOURCE_EXHAUSTED}));
+  for (size_t i = 0; i < 2; ++i) {
+    contexts[i]->TryCancel();
+    readers[i]->Finish();
+  }
+
+  // An oversized message is refused before it reaches the service.
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", "Bearer admin-token");
+  v1::GetDrugRequest big;
+  big.set_name(std::string(100000, 'x'));
+  v1::Drug drug;
+  EXPECT_EQ(v1::DrugCatalog::NewStub(channel)->GetDrug(&context, big, &drug).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(GetKb(channel, "admin-token").ok() || GetKb(channel, "ehr-token").ok());
+}
+
+}  // namespace
+}  // namespace vigil

@@ -58,6 +58,11 @@ ABSL_FLAG(bool, allow_plaintext, false,
           "Allow plaintext (no TLS) on a non-loopback address. Only on a network you trust.");
 ABSL_FLAG(std::string, metrics_listen, "",
           "HOST:PORT to serve Prometheus metrics on (/metrics) over HTTP; empty: no metrics endpoint.");
+ABSL_FLAG(double, rate_limit, 200, "Requests a second allowed per caller (token bucket); 0: no limit.");
+ABSL_FLAG(double, rate_burst, 400, "Burst of requests allowed per caller above the rate.");
+ABSL_FLAG(int, max_subscribers, 1000, "Most open alert-feed subscriptions.");
+ABSL_FLAG(int, max_concurrent_streams, 200, "Most concurrent calls on one client connection.");
+ABSL_FLAG(int, max_message_bytes, 4 * 1024 * 1024, "Largest request message accepted.");
 ABSL_FLAG(int, shutdown_grace_seconds, 10, "On SIGTERM/SIGINT, how long calls in flight may take to finish.");
 
 namespace {
@@ -200,6 +205,9 @@ int main(int argc, char** argv) {
   deps.store = store->get();
   vigil::Metrics metrics;
   deps.metrics = &metrics;
+  vigil::RateLimiter rate_limiter(absl::GetFlag(FLAGS_rate_limit), absl::GetFlag(FLAGS_rate_burst));
+  deps.rate_limiter = &rate_limiter;
+  deps.max_subscribers = static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_subscribers)));
   metrics.AddGauge("vigil_subscribers", "Open alert-feed subscriptions.",
                    [&hub] { return std::vector<std::pair<std::string, double>>{{"", static_cast<double>(hub.subscriber_count())}}; });
   metrics.AddGauge("vigil_subscriber_queued_events", "Events queued for subscribers, summed.",
@@ -233,7 +241,8 @@ int main(int argc, char** argv) {
   builder.RegisterService(&admin);
   builder.RegisterService(&patients);
   builder.RegisterService(&alert_feed);
-  builder.SetMaxReceiveMessageSize(8 * 1024 * 1024);
+  builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, absl::GetFlag(FLAGS_max_concurrent_streams));
   {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
     interceptors.push_back(std::make_unique<vigil::MetricsInterceptorFactory>(&metrics));

@@ -117,7 +117,8 @@ class AuthResult {
 
 // Authorizes a call from its "authorization" metadata: any authenticated
 // caller when `role` is empty, else a caller with `role`.
-AuthResult Authorize(const Authenticator& auth, grpc::CallbackServerContext* context, std::optional<Role> role) {
+AuthResult Authorize(const Authenticator& auth, grpc::CallbackServerContext* context, std::optional<Role> role,
+                     RateLimiter* limiter) {
   const auto& metadata = context->client_metadata();
   const auto it = metadata.find("authorization");
   const absl::string_view header = it == metadata.end() ? absl::string_view()
@@ -130,6 +131,11 @@ AuthResult Authorize(const Authenticator& auth, grpc::CallbackServerContext* con
     return AuthResult(absl::PermissionDeniedError(absl::StrCat("caller '", caller->name, "' lacks the '",
                                                                RoleName(*role), "' role this call needs")),
                       *caller);
+  }
+  if (limiter != nullptr) {
+    if (auto admitted = limiter->Admit(caller->name); !admitted.ok()) {
+      return AuthResult(admitted, *caller);
+    }
   }
   return AuthResult(absl::OkStatus(), *caller);
 }
@@ -240,7 +246,7 @@ grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* DecisionSupportService::
       streamer->Start(std::move(responses), ToGrpcStatus(status));
     });
   };
-  auto caller = Authorize(*deps_.auth, context, Role::kEhr);
+  auto caller = Authorize(*deps_.auth, context, Role::kEhr, deps_.rate_limiter);
   if (!caller.ok()) {
     finish(AuditOf(context, kMethod, "E", caller->name, patient_id), {}, caller.status());
     return streamer;
@@ -274,7 +280,7 @@ grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* DecisionSupportService::
 
 grpc::ServerUnaryReactor* DrugCatalogService::GetDrug(grpc::CallbackServerContext* context,
                                                       const v1::GetDrugRequest* request, v1::Drug* response) {
-  if (auto caller = Authorize(*deps_.auth, context, std::nullopt); !caller.ok()) {
+  if (auto caller = Authorize(*deps_.auth, context, std::nullopt, deps_.rate_limiter); !caller.ok()) {
     return Rejected(context, caller.status());
   }
   auto* reactor = context->DefaultReactor();
@@ -289,7 +295,7 @@ grpc::ServerUnaryReactor* DrugCatalogService::GetDrug(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* DrugCatalogService::SearchDrugs(grpc::CallbackServerContext* context,
                                                           const v1::SearchDrugsRequest* request,
                                                           v1::SearchDrugsResponse* response) {
-  if (auto caller = Authorize(*deps_.auth, context, std::nullopt); !caller.ok()) {
+  if (auto caller = Authorize(*deps_.auth, context, std::nullopt, deps_.rate_limiter); !caller.ok()) {
     return Rejected(context, caller.status());
   }
   auto* reactor = context->DefaultReactor();
@@ -304,7 +310,7 @@ grpc::ServerUnaryReactor* DrugCatalogService::SearchDrugs(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* DrugCatalogService::GetKnowledgeBase(grpc::CallbackServerContext* context,
                                                                const v1::GetKnowledgeBaseRequest* request,
                                                                v1::KnowledgeBase* response) {
-  if (auto caller = Authorize(*deps_.auth, context, std::nullopt); !caller.ok()) {
+  if (auto caller = Authorize(*deps_.auth, context, std::nullopt, deps_.rate_limiter); !caller.ok()) {
     return Rejected(context, caller.status());
   }
   auto* reactor = context->DefaultReactor();
@@ -316,7 +322,7 @@ grpc::ServerUnaryReactor* DrugCatalogService::GetKnowledgeBase(grpc::CallbackSer
 grpc::ServerUnaryReactor* AdminService::ReloadKnowledgeBase(grpc::CallbackServerContext* context,
                                                             const v1::ReloadKnowledgeBaseRequest* request,
                                                             v1::ReloadKnowledgeBaseResponse* response) {
-  if (auto caller = Authorize(*deps_.auth, context, Role::kAdmin); !caller.ok()) {
+  if (auto caller = Authorize(*deps_.auth, context, Role::kAdmin, deps_.rate_limiter); !caller.ok()) {
     return Rejected(context, caller.status());
   }
   auto* reactor = context->DefaultReactor();
@@ -342,7 +348,7 @@ grpc::ServerUnaryReactor* AdminService::ReloadKnowledgeBase(grpc::CallbackServer
 grpc::ServerUnaryReactor* AdminService::ListAuditEvents(grpc::CallbackServerContext* context,
                                                         const v1::ListAuditEventsRequest* request,
                                                         v1::ListAuditEventsResponse* response) {
-  if (auto caller = Authorize(*deps_.auth, context, Role::kAdmin); !caller.ok()) {
+  if (auto caller = Authorize(*deps_.auth, context, Role::kAdmin, deps_.rate_limiter); !caller.ok()) {
     return Rejected(context, caller.status());
   }
   if (request->page_size() < 0 || request->page_size() > 1000) {
@@ -373,7 +379,7 @@ grpc::ServerUnaryReactor* PatientsService::PutPatient(grpc::CallbackServerContex
                                                       const v1::PutPatientRequest* request,
                                                       v1::PutPatientResponse* response) {
   constexpr char kMethod[] = "vigil.v1.Patients/PutPatient";
-  auto caller = Authorize(*deps_.auth, context, Role::kEhr);
+  auto caller = Authorize(*deps_.auth, context, Role::kEhr, deps_.rate_limiter);
   const std::string& patient_id = request->patient().id();
   if (!caller.ok()) {
     auto* reactor = context->DefaultReactor();
@@ -399,7 +405,7 @@ grpc::ServerUnaryReactor* PatientsService::PutPatient(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* PatientsService::GetPatient(grpc::CallbackServerContext* context,
                                                       const v1::GetPatientRequest* request, v1::Patient* response) {
   constexpr char kMethod[] = "vigil.v1.Patients/GetPatient";
-  auto caller = Authorize(*deps_.auth, context, Role::kEhr);
+  auto caller = Authorize(*deps_.auth, context, Role::kEhr, deps_.rate_limiter);
   if (!caller.ok()) {
     auto* reactor = context->DefaultReactor();
     FinishAudited(deps_.audit, AuditOf(context, kMethod, "R", caller->name, request->patient_id()), reactor,
@@ -421,7 +427,7 @@ grpc::ServerUnaryReactor* PatientsService::DeletePatient(grpc::CallbackServerCon
                                                          const v1::DeletePatientRequest* request,
                                                          v1::DeletePatientResponse* response) {
   constexpr char kMethod[] = "vigil.v1.Patients/DeletePatient";
-  auto caller = Authorize(*deps_.auth, context, Role::kEhr);
+  auto caller = Authorize(*deps_.auth, context, Role::kEhr, deps_.rate_limiter);
   if (!caller.ok()) {
     auto* reactor = context->DefaultReactor();
     FinishAudited(deps_.audit, AuditOf(context, kMethod, "D", caller->name, request->patient_id()), reactor,
@@ -447,7 +453,7 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* AlertFeedService::Subscribe(grp
   if (patients.empty()) {
     patients = "*";
   }
-  auto caller = Authorize(*deps_.auth, context, Role::kSubscriber);
+  auto caller = Authorize(*deps_.auth, context, Role::kSubscriber, deps_.rate_limiter);
   v1::AuditEvent audit = AuditOf(context, kMethod, "E", caller->name, patients);
   auto reject = [this, reactor](v1::AuditEvent a, const absl::Status& status) {
     a.set_outcome(CodeName(status));
@@ -459,6 +465,11 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* AlertFeedService::Subscribe(grp
   }
   if (auto st = ValidateSubscribeRequest(*request); !st.ok()) {
     reject(std::move(audit), st);
+    return reactor;
+  }
+  if (deps_.hub->subscriber_count() >= deps_.max_subscribers) {
+    reject(std::move(audit), absl::ResourceExhaustedError(absl::StrCat(
+                                 "the server has its maximum of ", deps_.max_subscribers, " subscriptions; retry later")));
     return reactor;
   }
   EventFilter filter;
@@ -488,7 +499,7 @@ grpc::ServerUnaryReactor* AlertFeedService::AcknowledgeAlert(grpc::CallbackServe
                                                              const v1::AcknowledgeAlertRequest* request,
                                                              v1::AcknowledgeAlertResponse* response) {
   constexpr char kMethod[] = "vigil.v1.AlertFeed/AcknowledgeAlert";
-  auto caller = Authorize(*deps_.auth, context, Role::kClinician);
+  auto caller = Authorize(*deps_.auth, context, Role::kClinician, deps_.rate_limiter);
   v1::AuditEvent audit = AuditOf(context, kMethod, "U", caller->name, "");
   audit.set_alert_id(request->alert_id().substr(0, 256));
   if (!caller.ok()) {
@@ -519,7 +530,7 @@ grpc::ServerUnaryReactor* AlertFeedService::ListAlerts(grpc::CallbackServerConte
                                                        const v1::ListAlertsRequest* request,
                                                        v1::ListAlertsResponse* response) {
   constexpr char kMethod[] = "vigil.v1.AlertFeed/ListAlerts";
-  auto caller = Authorize(*deps_.auth, context, Role::kSubscriber);
+  auto caller = Authorize(*deps_.auth, context, Role::kSubscriber, deps_.rate_limiter);
   v1::AuditEvent audit =
       AuditOf(context, kMethod, "R", caller.ok() ? caller->name : caller->name, request->patient_id());
   if (!caller.ok()) {

@@ -12,6 +12,7 @@
 #include "server/feed/registry.h"
 #include "server/kb/holder.h"
 #include "server/security/auth.h"
+#include "server/security/rate_limiter.h"
 #include "server/store/audit_log.h"
 #include "vigil/v1/admin.grpc.pb.h"
 #include "vigil/v1/alert_feed.grpc.pb.h"
@@ -34,6 +35,10 @@ struct ServiceDeps {
   AuditLog* audit = nullptr;
   Store* store = nullptr;
   Metrics* metrics = nullptr;
+  // Per-caller request rate (may be null: no limit).
+  RateLimiter* rate_limiter = nullptr;
+  // Most open subscriptions; past it Subscribe fails with RESOURCE_EXHAUSTED.
+  size_t max_subscribers = 1000;
 };
 
 class DecisionSupportService final : public v1::DecisionSupport::CallbackService {

@@ -1,0 +1,55 @@
+// Per-caller request rate limits: a token bucket per caller name.
+#ifndef VIGIL_SERVER_SECURITY_RATE_LIMITER_H_
+#define VIGIL_SERVER_SECURITY_RATE_LIMITER_H_
+
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "absl/strings/str_cat.h"
+#include <algorithm>
+
+namespace vigil {
+
+class RateLimiter {
+ public:
+  // `per_second` requests a second on average, bursts up to `burst`;
+  // per_second <= 0 disables the limit.
+  RateLimiter(double per_second, double burst) : rate_(per_second), burst_(burst) {}
+
+  // OK, or RESOURCE_EXHAUSTED when `caller` is over its rate.
+  absl::Status Admit(const std::string& caller, absl::Time now = absl::Now()) {
+    if (rate_ <= 0) {
+      return absl::OkStatus();
+    }
+    absl::MutexLock lock(&mu_);
+    auto [it, inserted] = buckets_.try_emplace(caller, Bucket{burst_, now});
+    Bucket& b = it->second;
+    b.tokens = std::min(burst_, b.tokens + absl::ToDoubleSeconds(now - b.last) * rate_);
+    b.last = now;
+    if (b.tokens < 1.0) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("caller '", caller, "' is over its rate limit of ", rate_, " requests a second; retry later"));
+    }
+    b.tokens -= 1.0;
+    return absl::OkStatus();
+  }
+
+ private:
+  struct Bucket {
+    double tokens;
+    absl::Time last;
+  };
+  const double rate_;
+  const double burst_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace vigil
+
+#endif  // VIGIL_SERVER_SECURITY_RATE_LIMITER_H_
