@@ -58,7 +58,9 @@ ABSL_FLAG(bool, allow_plaintext, false,
           "Allow plaintext (no TLS) on a non-loopback address. Only on a network you trust.");
 ABSL_FLAG(std::string, metrics_listen, "",
           "HOST:PORT to serve Prometheus metrics on (/metrics) over HTTP; empty: no metrics endpoint.");
-ABSL_FLAG(double, rate_limit, 200, "Requests a second allowed per caller (token bucket); 0: no limit.");
+ABSL_FLAG(double, rate_limit, 200,
+          "Requests a second allowed per authenticated caller (token bucket); 0: no limit. Not applied in "
+          "development mode.");
 ABSL_FLAG(double, rate_burst, 400, "Burst of requests allowed per caller above the rate.");
 ABSL_FLAG(int, max_subscribers, 1000, "Most open alert-feed subscriptions.");
 ABSL_FLAG(int, max_concurrent_streams, 200, "Most concurrent calls on one client connection.");
@@ -206,7 +208,8 @@ int main(int argc, char** argv) {
   vigil::Metrics metrics;
   deps.metrics = &metrics;
   vigil::RateLimiter rate_limiter(absl::GetFlag(FLAGS_rate_limit), absl::GetFlag(FLAGS_rate_burst));
-  deps.rate_limiter = &rate_limiter;
+  // Rates are per authenticated caller; development mode has one caller.
+  deps.rate_limiter = auth.development_mode() ? nullptr : &rate_limiter;
   deps.max_subscribers = static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_subscribers)));
   metrics.AddGauge("vigil_subscribers", "Open alert-feed subscriptions.",
                    [&hub] { return std::vector<std::pair<std::string, double>>{{"", static_cast<double>(hub.subscriber_count())}}; });
