@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  cmake make g++ pkg-config openssl sqlite3 curl
+  cmake make g++ pkg-config openssl sqlite3 curl python3 python3-yaml
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc
   libprotobuf-dev protobuf-compiler
   libabsl-dev libssl-dev libsqlite3-dev libcpp-httplib-dev
