@@ -1,5 +1,6 @@
 // vigil-server: the Vigil clinical decision-support gRPC server.
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -258,6 +259,29 @@ int main(int argc, char** argv) {
   }
   auto* health = server->GetHealthCheckService();
   health->SetServingStatus(true);
+  // The database-backed services follow the database's health; checks and
+  // the drug catalog keep serving without it.
+  std::atomic<bool> stopping{false};
+  std::thread db_monitor([&] {
+    bool last = true;
+    while (!stopping.load()) {
+      const bool ok = (*store)->Health().ok();
+      if (ok != last) {
+        for (const char* service : {"vigil.v1.Patients", "vigil.v1.AlertFeed"}) {
+          health->SetServingStatus(service, ok);
+        }
+        if (ok) {
+          vigil::LogInfo("database_healthy", {});
+        } else {
+          vigil::LogError("database_unhealthy", {{"path", absl::GetFlag(FLAGS_db)}});
+        }
+        last = ok;
+      }
+      for (int i = 0; i < 20 && !stopping.load(); ++i) {
+        absl::SleepFor(absl::Milliseconds(100));
+      }
+    }
+  });
 
   // Metrics over HTTP, on a port of their own.
   httplib::Server metrics_http;
@@ -304,6 +328,8 @@ int main(int argc, char** argv) {
   }
   vigil::LogInfo("shutting_down", {{"signal", absl::StrCat(signal_number)}});
   health->SetServingStatus(false);
+  stopping = true;
+  db_monitor.join();
   // Subscribers are told to resume elsewhere before the listener closes.
   hub.CloseAll(absl::UnavailableError("the server is shutting down"));
   server->Shutdown(std::chrono::system_clock::now() +
