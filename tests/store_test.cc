@@ -1,0 +1,139 @@
+// Tests of the SQLite store: migrations, event numbering, optimistic
+// concurrency and the append-only audit trail.
+#include "server/store/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
+
+namespace vigil {
+namespace {
+
+using ::vigil::testing::TempDir;
+
+void Exec(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &error), SQLITE_OK) << (error ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+PatientChange PutChange(const std::string& id, int64_t revision, int events) {
+  PatientChange change;
+  change.patient_id = id;
+  change.expected_revision = revision;
+  change.patient.set_id(id);
+  for (int i = 0; i < events; ++i) {
+    store::v1::StoredAlert alert;
+    alert.mutable_record()->mutable_alert()->set_id(absl::StrCat("al-", id, "-", i));
+    alert.mutable_record()->set_status(v1::ALERT_STATUS_ACTIVE);
+    change.alerts.push_back(alert);
+    v1::AlertEvent event;
+    event.set_type(v1::ALERT_EVENT_TYPE_RAISED);
+    event.set_patient_id(id);
+    *event.mutable_alert() = alert.record().alert();
+    change.events.push_back(event);
+  }
+  return change;
+}
+
+TEST(SqliteStoreTest, NewFileHasTheLatestSchema) {
+  TempDir dir;
+  auto store = SqliteStore::Open(dir.path() + "/v.db");
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ((*store)->schema_version(), SqliteStore::kSchemaVersion);
+}
+
+TEST(SqliteStoreTest, EventNumbersRiseByOneAndHistoryIsRecorded) {
+  TempDir dir;
+  auto store = SqliteStore::Open(dir.path() + "/v.db");
+  ASSERT_TRUE(store.ok());
+  auto first = (*store)->Commit(PutChange("a", 0, 2));
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = (*store)->Commit(PutChange("b", 0, 3));
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->last_event_number, 5);
+  auto events = (*store)->ReadEvents(0, 100);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 5u);
+  for (size_t i = 0; i < events->size(); ++i) {
+    EXPECT_EQ((*events)[i].number, static_cast<int64_t>(i + 1));
+  }
+  auto state = (*store)->LoadPatient("b");
+  ASSERT_TRUE(state.ok());
+  EXPECT_TRUE(state->exists);
+  EXPECT_EQ(state->revision, 1);
+  ASSERT_EQ(state->alerts.size(), 3u);
+  ASSERT_EQ(state->alerts[0].record().history_size(), 1);
+  EXPECT_EQ(state->alerts[0].record().history(0).event_number(), 3);
+}
+
+TEST(SqliteStoreTest, StaleRevisionIsAbortedAndChangesNothing) {
+  TempDir dir;
+  auto store = SqliteStore::Open(dir.path() + "/v.db");
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->Commit(PutChange("a", 0, 1)).ok());
+  const auto stale = (*store)->Commit(PutChange("a", 0, 1));
+  EXPECT_EQ(stale.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(*(*store)->LatestEventNumber(), 1);
+}
+
+TEST(SqliteStoreTest, OlderFileIsMigratedInPlace) {
+  TempDir dir;
+  const std::string path = dir.path() + "/old.db";
+  // A version-1 file, as the first release wrote it, with one event.
+  Exec(path, R"sql(
+CREATE TABLE patients (id TEXT PRIMARY KEY, revision INTEGER NOT NULL, data BLOB NOT NULL, update_time TEXT NOT NULL);
+CREATE TABLE alerts (alert_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, status INTEGER NOT NULL, data BLOB NOT NULL,
+                     update_time TEXT NOT NULL);
+CREATE INDEX alerts_by_patient ON alerts(patient_id);
+CREATE TABLE events (event_number INTEGER PRIMARY KEY, patient_id TEXT NOT NULL, type INTEGER NOT NULL,
+                     alert_id TEXT NOT NULL, data BLOB NOT NULL, event_time TEXT NOT NULL);
+CREATE TABLE patient_revisions (id TEXT PRIMARY KEY, revision INTEGER NOT NULL);
+INSERT INTO events VALUES (1, 'p', 1, 'al-1', x'', '2026-01-01T00:00:00Z');
+PRAGMA user_version = 1;
+)sql");
+  auto store = SqliteStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ((*store)->schema_version(), 2);
+  EXPECT_EQ(*(*store)->LatestEventNumber(), 1);
+  EXPECT_TRUE((*store)->AppendAudit({v1::AuditEvent()}).ok());
+}
+
+TEST(SqliteStoreTest, NewerFileIsRefused) {
+  TempDir dir;
+  const std::string path = dir.path() + "/new.db";
+  Exec(path, "PRAGMA user_version = 99;");
+  auto store = SqliteStore::Open(path);
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(store.status().message().find("newer"), std::string::npos);
+}
+
+TEST(SqliteStoreTest, AuditTrailIsAppendOnly) {
+  TempDir dir;
+  const std::string path = dir.path() + "/a.db";
+  {
+    auto store = SqliteStore::Open(path);
+    ASSERT_TRUE(store.ok());
+    v1::AuditEvent e;
+    e.set_action("R");
+    e.set_agent("someone");
+    ASSERT_TRUE((*store)->AppendAudit({e, e}).ok());
+    auto read = (*store)->ReadAudit(0, 10);
+    ASSERT_TRUE(read.ok());
+    ASSERT_EQ(read->size(), 2u);
+    EXPECT_EQ((*read)[1].id(), 2);
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  EXPECT_NE(sqlite3_exec(db, "DELETE FROM audit", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_NE(sqlite3_exec(db, "UPDATE audit SET agent = 'x'", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+}  // namespace
+}  // namespace vigil
