@@ -362,9 +362,22 @@ TEST(AlertFeedTest, EventsSurviveKillAndResumeAfterRestart) {
   std::filesystem::remove_all(dir);
 }
 
+// Resident memory of a process, in KiB (0 when unknown).
+long ResidentKib(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      return std::stol(line.substr(6));
+    }
+  }
+  return 0;
+}
+
 TEST(AlertFeedTest, SlowSubscriberIsBoundedAndOthersKeepReceiving) {
   ServerProcess server({"--subscriber_queue=20"});
   ASSERT_TRUE(server.ok()) << server.log();
+  const long rss_before = ResidentKib(server.pid());
   Client client(server.address());
   Subscriber fast(server.address(), From(0));
   Subscriber slow(server.address(), From(0), /*read=*/false);
@@ -375,6 +388,11 @@ TEST(AlertFeedTest, SlowSubscriberIsBoundedAndOthersKeepReceiving) {
   }
   ASSERT_TRUE(fast.WaitForEvents(static_cast<size_t>(last)));
   ExpectContiguous(fast.events(), 1);
+  // The server did not buffer the slow subscriber's backlog.
+  const long rss_after = ResidentKib(server.pid());
+  EXPECT_GT(rss_before, 0);
+  EXPECT_LT(rss_after - rss_before, 32 * 1024) << rss_before << " KiB -> " << rss_after << " KiB";
+  std::cout << "server resident memory: " << rss_before << " KiB before, " << rss_after << " KiB after\n";
   // The slow one is closed: RESOURCE_EXHAUSTED with its resume point, or
   // cancelled when its writes stayed stuck.
   slow.StartReading();

@@ -234,6 +234,38 @@ TEST(SecurityTest, EveryRpcNeedsAValidTokenAndItsRole) {
              ->ReloadKnowledgeBase(WithToken(&context, token), v1::ReloadKnowledgeBaseRequest(), &response)
              .error_code();
        }},
+      {"DeletePatient", "ehr-token", "sub-token",
+       [](const auto& ch, const std::string& token) {
+         grpc::ClientContext context;
+         v1::DeletePatientRequest request;
+         request.set_patient_id("nobody");
+         v1::DeletePatientResponse response;
+         return v1::Patients::NewStub(ch)->DeletePatient(WithToken(&context, token), request, &response).error_code();
+       }},
+      {"ListAuditEvents", "admin-token", "clin-token",
+       [](const auto& ch, const std::string& token) {
+         grpc::ClientContext context;
+         v1::ListAuditEventsResponse response;
+         return v1::Admin::NewStub(ch)
+             ->ListAuditEvents(WithToken(&context, token), v1::ListAuditEventsRequest(), &response)
+             .error_code();
+       }},
+      {"GetDrug (any caller)", "clin-token", "",
+       [](const auto& ch, const std::string& token) {
+         grpc::ClientContext context;
+         v1::GetDrugRequest request;
+         request.set_name("silperisone");
+         v1::Drug response;
+         return v1::DrugCatalog::NewStub(ch)->GetDrug(WithToken(&context, token), request, &response).error_code();
+       }},
+      {"SearchDrugs (any caller)", "sub-token", "",
+       [](const auto& ch, const std::string& token) {
+         grpc::ClientContext context;
+         v1::SearchDrugsRequest request;
+         request.set_query("sil");
+         v1::SearchDrugsResponse response;
+         return v1::DrugCatalog::NewStub(ch)->SearchDrugs(WithToken(&context, token), request, &response).error_code();
+       }},
       {"GetKnowledgeBase (any caller)", "sub-token", "",
        [](const auto& ch, const std::string& token) { return GetKb(ch, token).error_code(); }},
   };
@@ -530,6 +562,27 @@ TEST(LimitsTest, FloodingCallerIsLimitedAndOthersAreServed) {
   EXPECT_EQ(v1::DrugCatalog::NewStub(channel)->GetDrug(&context, big, &drug).error_code(),
             grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_TRUE(GetKb(channel, "admin-token").ok() || GetKb(channel, "ehr-token").ok());
+}
+
+}  // namespace
+}  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST(ConfigTest, FlagsCanComeFromAFlagFile) {
+  Pki pki;
+  const std::string flagfile = pki.path("vigil.flags");
+  {
+    std::ofstream out(flagfile);
+    out << "--tokens_file=" << pki.path("tokens") << "\n--max_subscribers=5\n";
+  }
+  ServerProcess server({absl::StrCat("--flagfile=", flagfile)});
+  ASSERT_TRUE(server.ok()) << server.log();
+  auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  // The tokens file named in the flag file is in force.
+  EXPECT_EQ(GetKb(channel, "").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(GetKb(channel, "ehr-token").ok());
 }
 
 }  // namespace

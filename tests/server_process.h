@@ -20,6 +20,7 @@ class ServerProcess {
 
   bool ok() const { return port_ > 0; }
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string address() const;
   // Everything the server logged so far (read when it stops).
   const std::string& log() const { return log_; }
