@@ -152,13 +152,29 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
  public:
   SubscribeReactor(grpc::CallbackServerContext* context, EventHub* hub) : context_(context), hub_(hub) {}
 
+  // Begin and Reject may run on another thread after the call was
+  // cancelled: the reactor then finishes here (OnCancel defers to them).
   void Begin(std::shared_ptr<Subscription> sub) {
-    sub_ = std::move(sub);
+    {
+      absl::MutexLock lock(&mu_);
+      sub_ = std::move(sub);
+      started_ = true;
+      if (cancelled_) {
+        finished_ = true;
+        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "subscription cancelled"));
+        return;
+      }
+    }
     sub_->Attach([this] { Kick(); }, [this] { context_->TryCancel(); });
     Kick();
   }
 
-  void Reject(const grpc::Status& status) { Finish(status); }
+  void Reject(const grpc::Status& status) {
+    absl::MutexLock lock(&mu_);
+    started_ = true;
+    finished_ = true;
+    Finish(status);
+  }
 
   void OnWriteDone(bool ok) override {
     {
@@ -179,7 +195,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
   void OnCancel() override {
     absl::MutexLock lock(&mu_);
     cancelled_ = true;
-    if (!writing_ && !finished_) {
+    if (started_ && !writing_ && !finished_) {
       finished_ = true;
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "subscription cancelled"));
     }
@@ -222,6 +238,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
   v1::SubscribeResponse current_;
 };
 
