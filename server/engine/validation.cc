@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <string>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -101,21 +102,14 @@ absl::Status ValidatePatient(const v1::Patient& patient, const std::string& pref
       return Invalid(prefix + ".id", "contains a control character");
     }
   }
-  if (patient.medications_size() > kMaxMedications) {
-    return Invalid(prefix + ".medications",
-                   absl::StrCat("has ", patient.medications_size(), " entries; at most ", kMaxMedications, " are allowed"));
-  }
-  if (patient.conditions_size() > kMaxConditions) {
-    return Invalid(prefix + ".conditions",
-                   absl::StrCat("has ", patient.conditions_size(), " entries; at most ", kMaxConditions, " are allowed"));
-  }
-  if (patient.allergies_size() > kMaxAllergies) {
-    return Invalid(prefix + ".allergies",
-                   absl::StrCat("has ", patient.allergies_size(), " entries; at most ", kMaxAllergies, " are allowed"));
-  }
-  if (patient.labs_size() > kMaxLabs) {
-    return Invalid(prefix + ".labs",
-                   absl::StrCat("has ", patient.labs_size(), " entries; at most ", kMaxLabs, " are allowed"));
+  for (const auto& [count, limit, field] :
+       {std::tuple<int, int, const char*>{patient.medications_size(), kMaxMedications, ".medications"},
+        {patient.conditions_size(), kMaxConditions, ".conditions"},
+        {patient.allergies_size(), kMaxAllergies, ".allergies"},
+        {patient.labs_size(), kMaxLabs, ".labs"}}) {
+    if (count > limit) {
+      return Invalid(prefix + field, absl::StrCat("has ", count, " entries; at most ", limit, " are allowed"));
+    }
   }
   for (int i = 0; i < patient.conditions_size(); ++i) {
     const std::string path = absl::StrCat(prefix, ".conditions[", i, "].code");

@@ -8,40 +8,34 @@
 
 namespace vigil {
 
-std::optional<DrugIndex> KnowledgeBase::FindDrug(absl::string_view reference) const {
+namespace {
+
+// Looks `reference` up by "system|code" in `codes`, otherwise by normalized
+// name in `names`.
+std::optional<uint32_t> Lookup(const absl::flat_hash_map<std::string, uint32_t>& names,
+                               const absl::flat_hash_map<std::string, uint32_t>& codes,
+                               absl::string_view reference) {
   const size_t bar = reference.find('|');
-  if (bar != absl::string_view::npos) {
-    const absl::string_view system = reference.substr(0, bar);
-    const absl::string_view code = reference.substr(bar + 1);
-    const auto it = drug_codes_.find(absl::StrCat(system, "|", NormalizeCode(system, code)));
-    if (it == drug_codes_.end()) {
-      return std::nullopt;
-    }
-    return it->second;
-  }
-  const auto it = drug_names_.find(NormalizeName(reference));
-  if (it == drug_names_.end()) {
+  const auto& map = bar == absl::string_view::npos ? names : codes;
+  const std::string key = bar == absl::string_view::npos
+                              ? NormalizeName(reference)
+                              : absl::StrCat(reference.substr(0, bar), "|",
+                                             NormalizeCode(reference.substr(0, bar), reference.substr(bar + 1)));
+  const auto it = map.find(key);
+  if (it == map.end()) {
     return std::nullopt;
   }
   return it->second;
 }
 
+}  // namespace
+
+std::optional<DrugIndex> KnowledgeBase::FindDrug(absl::string_view reference) const {
+  return Lookup(drug_names_, drug_codes_, reference);
+}
+
 std::optional<ClassIndex> KnowledgeBase::FindClass(absl::string_view reference) const {
-  const size_t bar = reference.find('|');
-  if (bar != absl::string_view::npos) {
-    const absl::string_view system = reference.substr(0, bar);
-    const absl::string_view code = reference.substr(bar + 1);
-    const auto it = class_codes_.find(absl::StrCat(system, "|", NormalizeCode(system, code)));
-    if (it == class_codes_.end()) {
-      return std::nullopt;
-    }
-    return it->second;
-  }
-  const auto it = class_names_.find(NormalizeName(reference));
-  if (it == class_names_.end()) {
-    return std::nullopt;
-  }
-  return it->second;
+  return Lookup(class_names_, class_codes_, reference);
 }
 
 KnowledgeBase::Resolved KnowledgeBase::Resolve(absl::string_view reference) const {
