@@ -12,3 +12,5 @@ echo "curated only:      $("$VIGIL_BUILD_DIR"/bench/vigil-bench-kb-load --runs=1
 if [ -d "$SHARED/ddinter" ]; then
   echo "curated + DDInter: $("$VIGIL_BUILD_DIR"/bench/vigil-bench-kb-load --runs=10 --import="$SHARED/ddinter" data/kb)"
 fi
+echo "## engine (Google Benchmark)"
+VIGIL_SHARED_DATA="$SHARED" "$VIGIL_BUILD_DIR"/bench/vigil-bench-engine --benchmark_min_time=0.5 2>&1 | grep -E "^BM_|^Benchmark"

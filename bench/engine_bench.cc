@@ -1,0 +1,121 @@
+// Google Benchmark of the screening engine (issue 6):
+//  - a realistic check (10 current medications, 2 proposed, 5 conditions,
+//    3 labs) on the curated base, and on the curated base plus DDInter;
+//  - the cost as the current medication list grows from 1 to 100.
+//
+//   vigil-bench-engine [--benchmark_filter=...] [benchmark flags]
+// DDInter is read from $VIGIL_SHARED_DATA/ddinter (default ../shared/data).
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "server/engine/screening.h"
+#include "server/kb/loader.h"
+
+namespace {
+
+std::shared_ptr<const vigil::KnowledgeBase> Load(bool with_ddinter) {
+  vigil::KnowledgeBaseSpec spec;
+  spec.curated.push_back(VIGIL_DEFAULT_KB);
+  if (with_ddinter) {
+    const char* shared = std::getenv("VIGIL_SHARED_DATA");
+    const std::string dir = std::string(shared != nullptr ? shared : VIGIL_SHARED_DATA_DEFAULT) + "/ddinter";
+    if (!std::filesystem::exists(dir)) {
+      return nullptr;
+    }
+    spec.imports.push_back(dir);
+  }
+  auto kb = vigil::LoadKnowledgeBase(spec);
+  return kb.ok() ? *kb : nullptr;
+}
+
+const vigil::KnowledgeBase* Curated() {
+  static const auto kb = Load(false);
+  return kb.get();
+}
+
+const vigil::KnowledgeBase* WithDdinter() {
+  static const auto kb = Load(true);
+  return kb.get();
+}
+
+// Commonly co-prescribed drugs, all in the curated base.
+const std::vector<std::string>& Pool() {
+  static const std::vector<std::string> pool = {
+      "atorvastatin", "lisinopril",  "metformin",    "amlodipine",   "levothyroxine", "omeprazole",  "metoprolol",
+      "warfarin",     "furosemide",  "sertraline",   "gabapentin",   "tramadol",      "ibuprofen",   "paracetamol",
+      "prednisone",   "amoxicillin", "simvastatin",  "losartan",     "clopidogrel",   "trazodone",   "citalopram",
+      "fluoxetine",   "alprazolam",  "zolpidem",     "oxycodone",    "hydrocodone",   "montelukast", "salbutamol",
+      "cetirizine",   "pantoprazole", "escitalopram", "bupropion",   "duloxetine",    "venlafaxine", "quetiapine",
+      "aripiprazole", "lamotrigine", "levetiracetam", "topiramate",  "carvedilol",    "diltiazem",   "verapamil",
+      "digoxin",      "apixaban",    "rivaroxaban",  "insulin-glargine", "glipizide", "sitagliptin", "empagliflozin",
+      "allopurinol",  "colchicine",  "methotrexate", "hydroxychloroquine", "tamsulosin", "finasteride", "sildenafil",
+      "donepezil",    "memantine",   "ropinirole",   "pramipexole",  "cyclobenzaprine", "baclofen",  "tizanidine",
+      "methocarbamol", "diazepam",   "lorazepam",    "clonazepam",   "temazepam",     "mirtazapine", "amitriptyline",
+      "nortriptyline", "doxepin",    "hydroxyzine",  "promethazine", "diphenhydramine", "meloxicam", "naproxen",
+      "diclofenac",   "celecoxib",   "spironolactone", "hydrochlorothiazide", "chlortalidone", "ramipril",
+      "enalapril",    "valsartan",   "irbesartan",   "nifedipine",   "propranolol",   "atenolol",    "bisoprolol",
+      "rosuvastatin", "pravastatin", "ezetimibe",    "fenofibrate",  "famotidine",    "ondansetron", "metoclopramide",
+      "doxycycline",  "ciprofloxacin", "levofloxacin"};
+  return pool;
+}
+
+vigil::v1::CheckMedicationsRequest Request(int current) {
+  vigil::v1::CheckMedicationsRequest request;
+  auto* p = request.mutable_patient();
+  p->set_id("bench-patient");
+  const auto& pool = Pool();
+  for (int i = 0; i < current; ++i) {
+    p->add_medications()->set_drug(pool[static_cast<size_t>(i) % pool.size()]);
+  }
+  for (const char* code : {"I10", "E11.9", "N18.30", "G35", "M54.5"}) {
+    auto* c = p->add_conditions()->mutable_code();
+    c->set_system("http://hl7.org/fhir/sid/icd-10-cm");
+    c->set_code(code);
+  }
+  for (const auto& [loinc, value, unit] : std::vector<std::tuple<const char*, double, const char*>>{
+           {"62238-1", 48, "mL/min/{1.73_m2}"}, {"1742-6", 30, "U/L"}, {"2164-2", 55, "mL/min"}}) {
+    auto* lab = p->add_labs();
+    lab->mutable_code()->set_system("http://loinc.org");
+    lab->mutable_code()->set_code(loinc);
+    lab->set_value(value);
+    lab->set_unit(unit);
+  }
+  request.add_proposed_medications()->set_drug("silperisone");
+  request.add_proposed_medications()->set_drug("clarithromycin");
+  return request;
+}
+
+void Check(benchmark::State& state, const vigil::KnowledgeBase* kb, int current) {
+  if (kb == nullptr) {
+    state.SkipWithError("knowledge base not available");
+    return;
+  }
+  const auto request = Request(current);
+  size_t alerts = 0;
+  for (auto _ : state) {
+    auto result = vigil::Screen(*kb, request.patient(), request.proposed_medications());
+    alerts = result.alerts.size();
+    benchmark::DoNotOptimize(result);
+  }
+  state.counters["alerts"] = static_cast<double>(alerts);
+}
+
+void BM_RealisticCheckCurated(benchmark::State& state) { Check(state, Curated(), 10); }
+void BM_RealisticCheckCuratedPlusDdinter(benchmark::State& state) { Check(state, WithDdinter(), 10); }
+void BM_CheckByCurrentMedications(benchmark::State& state) {
+  Check(state, WithDdinter(), static_cast<int>(state.range(0)));
+  state.SetComplexityN(state.range(0));
+}
+
+BENCHMARK(BM_RealisticCheckCurated);
+BENCHMARK(BM_RealisticCheckCuratedPlusDdinter);
+BENCHMARK(BM_CheckByCurrentMedications)->Arg(1)->Arg(5)->Arg(10)->Arg(25)->Arg(50)->Arg(100)->Complexity();
+
+}  // namespace
+
+BENCHMARK_MAIN();
