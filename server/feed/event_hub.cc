@@ -37,6 +37,10 @@ Subscription::Action Subscription::Next() {
                                         " events queued); last delivered event number ", last_delivered_,
                                         "; resubscribe with after_event_number=", last_delivered_))
                                   : *finish_;
+      if (!overflowed_ && finish_names_resume_point_) {
+        action.status = absl::Status(finish_->code(), absl::StrCat(finish_->message(), "; resume with after_event_number=",
+                                                                   last_delivered_));
+      }
       return action;
     }
     if (!queue_.empty()) {
@@ -182,8 +186,8 @@ void EventHub::ReadPage(const std::shared_ptr<Subscription>& sub) {
     absl::MutexLock lock(&sub->mu_);
     sub->page_requested_ = false;
     if (!events.ok()) {
-      sub->finish_ = absl::UnavailableError(absl::StrCat("cannot replay events: ", events.status().message(),
-                                                         "; resubscribe with after_event_number=", sub->last_delivered_));
+      sub->finish_ = absl::UnavailableError(absl::StrCat("cannot replay events: ", events.status().message()));
+      sub->finish_names_resume_point_ = true;
       sub->queue_.clear();
     } else {
       for (auto& e : *events) {
@@ -267,8 +271,10 @@ void EventHub::CloseAll(const absl::Status& status) {
     subs = subs_;
     for (const auto& sub : subs) {
       absl::MutexLock sub_lock(&sub->mu_);
-      sub->finish_ = absl::Status(status.code(), absl::StrCat(status.message(), "; resume with after_event_number=",
-                                                              sub->last_delivered_));
+      // The resume point is added when the transport takes the status, so
+      // that it names the last event really delivered.
+      sub->finish_ = status;
+      sub->finish_names_resume_point_ = true;
       sub->queue_.clear();
       sub->finish_pending_since_ = absl::Now();
     }

@@ -86,6 +86,7 @@ class Subscription : public std::enable_shared_from_this<Subscription> {
   // Set when the queue overflowed; the status is built when the transport
   // asks, so that it names the last event really delivered.
   bool overflowed_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_names_resume_point_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time finish_pending_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   absl::Time last_activity_ ABSL_GUARDED_BY(mu_) = absl::Now();
   const absl::Duration heartbeat_;
