@@ -1,0 +1,208 @@
+// vigil-bench: drives a running server with N channels and M requests in
+// flight (callback client API) for a fixed time, for CheckMedications and, in
+// the same run with the same channels and concurrency, for the floor:
+// grpc.health.v1.Health/Check. Reports throughput, p50/p90/p99/p99.9 latency,
+// and the ratios check / floor.
+//
+//   vigil-bench --server=127.0.0.1:50051 --channels=2 --in_flight=1 --seconds=5 [--token=T]
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "vigil/v1/decision_support.grpc.pb.h"
+
+ABSL_FLAG(std::string, server, "127.0.0.1:50051", "Server address.");
+ABSL_FLAG(int, channels, 2, "Channels (connections).");
+ABSL_FLAG(int, in_flight, 1, "Requests in flight in total.");
+ABSL_FLAG(double, seconds, 5, "Measured seconds per workload.");
+ABSL_FLAG(std::string, token, "", "Bearer token for the check calls.");
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Result {
+  std::vector<double> latencies_us;
+  double seconds = 0;
+  int64_t errors = 0;
+};
+
+vigil::v1::CheckMedicationsRequest CheckRequest() {
+  vigil::v1::CheckMedicationsRequest request;
+  auto* p = request.mutable_patient();
+  p->set_id("bench");
+  for (const char* drug : {"atorvastatin", "lisinopril", "metformin", "amlodipine", "levothyroxine", "omeprazole",
+                           "metoprolol", "warfarin", "furosemide", "sertraline"}) {
+    p->add_medications()->set_drug(drug);
+  }
+  for (const char* code : {"I10", "E11.9", "N18.30", "G35", "M54.5"}) {
+    auto* c = p->add_conditions()->mutable_code();
+    c->set_system("http://hl7.org/fhir/sid/icd-10-cm");
+    c->set_code(code);
+  }
+  auto* lab = p->add_labs();
+  lab->mutable_code()->set_system("http://loinc.org");
+  lab->mutable_code()->set_code("62238-1");
+  lab->set_value(48);
+  lab->set_unit("mL/min/{1.73_m2}");
+  request.add_proposed_medications()->set_drug("silperisone");
+  request.add_proposed_medications()->set_drug("clarithromycin");
+  return request;
+}
+
+// Runs `in_flight` independent loops, each issuing one call at a time through
+// `start_call(done)` until the deadline.
+Result Drive(int in_flight, double seconds,
+             const std::function<void(int slot, std::function<void(bool)> done)>& start_call) {
+  Result result;
+  std::mutex mu;
+  std::condition_variable cv;
+  int active = in_flight;
+  const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
+  std::vector<std::vector<double>> per_slot(static_cast<size_t>(in_flight));
+  std::atomic<int64_t> errors{0};
+  std::function<void(int)> issue = [&](int slot) {
+    const auto start = Clock::now();
+    start_call(slot, [&, slot, start](bool ok) {
+      const auto end = Clock::now();
+      if (!ok) {
+        ++errors;
+      }
+      per_slot[static_cast<size_t>(slot)].push_back(std::chrono::duration<double, std::micro>(end - start).count());
+      if (end < deadline) {
+        issue(slot);
+      } else {
+        std::lock_guard<std::mutex> lock(mu);
+        if (--active == 0) {
+          cv.notify_all();
+        }
+      }
+    });
+  };
+  const auto begin = Clock::now();
+  for (int slot = 0; slot < in_flight; ++slot) {
+    issue(slot);
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return active == 0; });
+  }
+  result.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  for (auto& v : per_slot) {
+    result.latencies_us.insert(result.latencies_us.end(), v.begin(), v.end());
+  }
+  std::sort(result.latencies_us.begin(), result.latencies_us.end());
+  result.errors = errors.load();
+  return result;
+}
+
+double Pct(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) {
+    return 0;
+  }
+  const size_t i = std::min(sorted.size() - 1, static_cast<size_t>(p * static_cast<double>(sorted.size())));
+  return sorted[i];
+}
+
+// One server-streaming check read to its end.
+class CheckCall final : public grpc::ClientReadReactor<vigil::v1::CheckMedicationsResponse> {
+ public:
+  CheckCall(vigil::v1::DecisionSupport::Stub* stub, const vigil::v1::CheckMedicationsRequest& request,
+            const std::string& token, std::function<void(bool)> done)
+      : done_(std::move(done)) {
+    if (!token.empty()) {
+      context_.AddMetadata("authorization", "Bearer " + token);
+    }
+    stub->async()->CheckMedications(&context_, &request, this);
+    StartRead(&response_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (ok) {
+      StartRead(&response_);
+    }
+  }
+  void OnDone(const grpc::Status& status) override {
+    auto done = std::move(done_);
+    const bool ok = status.ok();
+    delete this;
+    done(ok);
+  }
+
+ private:
+  grpc::ClientContext context_;
+  vigil::v1::CheckMedicationsResponse response_;
+  std::function<void(bool)> done_;
+};
+
+void Report(const char* name, const Result& r) {
+  std::printf("%-8s  %9.0f req/s  p50 %8.1f us  p90 %8.1f us  p99 %8.1f us  p99.9 %8.1f us  (%zu calls, %lld errors)\n",
+              name, static_cast<double>(r.latencies_us.size()) / r.seconds, Pct(r.latencies_us, 0.5),
+              Pct(r.latencies_us, 0.9), Pct(r.latencies_us, 0.99), Pct(r.latencies_us, 0.999), r.latencies_us.size(),
+              static_cast<long long>(r.errors));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  const int channels = std::max(1, absl::GetFlag(FLAGS_channels));
+  const int in_flight = std::max(1, absl::GetFlag(FLAGS_in_flight));
+  const double seconds = absl::GetFlag(FLAGS_seconds);
+  const std::string token = absl::GetFlag(FLAGS_token);
+  std::vector<std::unique_ptr<vigil::v1::DecisionSupport::Stub>> checks;
+  std::vector<std::unique_ptr<grpc::health::v1::Health::Stub>> healths;
+  for (int i = 0; i < channels; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("grpc.channel_id", i);  // distinct connections
+    auto channel = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials(), args);
+    checks.push_back(vigil::v1::DecisionSupport::NewStub(channel));
+    healths.push_back(grpc::health::v1::Health::NewStub(channel));
+  }
+  const auto request = CheckRequest();
+  const grpc::health::v1::HealthCheckRequest health_request;
+  auto run_health = [&](double secs) {
+    return Drive(in_flight, secs, [&](int slot, std::function<void(bool)> done) {
+      auto* context = new grpc::ClientContext();
+      auto* response = new grpc::health::v1::HealthCheckResponse();
+      healths[static_cast<size_t>(slot % channels)]->async()->Check(
+          context, &health_request, response, [context, response, done](grpc::Status status) {
+            delete context;
+            delete response;
+            done(status.ok());
+          });
+    });
+  };
+  auto run_check = [&](double secs) {
+    return Drive(in_flight, secs, [&](int slot, std::function<void(bool)> done) {
+      new CheckCall(checks[static_cast<size_t>(slot % channels)].get(), request, token, std::move(done));
+    });
+  };
+  // Warm up both, then measure floor and check back to back.
+  run_health(0.5);
+  run_check(0.5);
+  const Result floor = run_health(seconds);
+  const Result check = run_check(seconds);
+  std::printf("server %s, %d channels, %d in flight, %.1f s each\n", absl::GetFlag(FLAGS_server).c_str(), channels,
+              in_flight, seconds);
+  Report("health", floor);
+  Report("check", check);
+  std::printf("ratio check/health: p50 %.2f  p99 %.2f  throughput %.2f\n",
+              Pct(check.latencies_us, 0.5) / Pct(floor.latencies_us, 0.5),
+              Pct(check.latencies_us, 0.99) / Pct(floor.latencies_us, 0.99),
+              (static_cast<double>(check.latencies_us.size()) / check.seconds) /
+                  (static_cast<double>(floor.latencies_us.size()) / floor.seconds));
+  return check.errors == 0 && floor.errors == 0 ? 0 : 1;
+}
