@@ -140,6 +140,25 @@ AuthResult Authorize(const Authenticator& auth, grpc::CallbackServerContext* con
   return AuthResult(absl::OkStatus(), *caller);
 }
 
+// Authorizes, audits and runs `work` on the database worker: the shape of
+// every unary call that reads or writes a stored patient. `valid` is the
+// request's validation; an authorization failure takes precedence over it.
+template <typename Response>
+grpc::ServerUnaryReactor* AuditedOnWorker(const ServiceDeps& deps, grpc::CallbackServerContext* context,
+                                          const char* method, const char* action, Role role,
+                                          const std::string& patient_id, const absl::Status& valid,
+                                          Response* response, std::function<absl::StatusOr<Response>()> work) {
+  auto caller = Authorize(*deps.auth, context, role, deps.rate_limiter);
+  v1::AuditEvent audit = AuditOf(context, method, action, caller->name, patient_id);
+  const absl::Status status = caller.ok() ? valid : caller.status();
+  if (!status.ok()) {
+    auto* reactor = context->DefaultReactor();
+    FinishAudited(deps.audit, std::move(audit), reactor, status);
+    return reactor;
+  }
+  return OnWorker<Response>(context, deps.db_worker, deps.audit, std::move(audit), response, std::move(work));
+}
+
 grpc::ServerUnaryReactor* Rejected(grpc::CallbackServerContext* context, const absl::Status& status) {
   auto* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
@@ -395,71 +414,33 @@ grpc::ServerUnaryReactor* AdminService::ListAuditEvents(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* PatientsService::PutPatient(grpc::CallbackServerContext* context,
                                                       const v1::PutPatientRequest* request,
                                                       v1::PutPatientResponse* response) {
-  constexpr char kMethod[] = "vigil.v1.Patients/PutPatient";
-  auto caller = Authorize(*deps_.auth, context, Role::kEhr, deps_.rate_limiter);
-  const std::string& patient_id = request->patient().id();
-  if (!caller.ok()) {
-    auto* reactor = context->DefaultReactor();
-    FinishAudited(deps_.audit, AuditOf(context, kMethod, "U", caller->name, patient_id), reactor, caller.status());
-    return reactor;
-  }
-  v1::AuditEvent audit = AuditOf(context, kMethod, "U", caller->name, patient_id);
-  absl::Status valid = request->has_patient() ? ValidatePatientId(patient_id, "patient.id")
+  absl::Status valid = request->has_patient() ? ValidatePatientId(request->patient().id(), "patient.id")
                                               : absl::InvalidArgumentError("patient: is required");
   if (valid.ok()) {
     valid = ValidatePatient(request->patient(), "patient");
   }
-  if (!valid.ok()) {
-    auto* reactor = context->DefaultReactor();
-    FinishAudited(deps_.audit, std::move(audit), reactor, valid);
-    return reactor;
-  }
   PatientRegistry* registry = deps_.registry;
-  return OnWorker<v1::PutPatientResponse>(context, deps_.db_worker, deps_.audit, std::move(audit), response,
-                                          [registry, request] { return registry->PutPatient(request->patient()); });
+  return AuditedOnWorker<v1::PutPatientResponse>(
+      deps_, context, "vigil.v1.Patients/PutPatient", "U", Role::kEhr, request->patient().id(), valid, response,
+      [registry, request] { return registry->PutPatient(request->patient()); });
 }
 
 grpc::ServerUnaryReactor* PatientsService::GetPatient(grpc::CallbackServerContext* context,
                                                       const v1::GetPatientRequest* request, v1::Patient* response) {
-  constexpr char kMethod[] = "vigil.v1.Patients/GetPatient";
-  auto caller = Authorize(*deps_.auth, context, Role::kEhr, deps_.rate_limiter);
-  if (!caller.ok()) {
-    auto* reactor = context->DefaultReactor();
-    FinishAudited(deps_.audit, AuditOf(context, kMethod, "R", caller->name, request->patient_id()), reactor,
-                  caller.status());
-    return reactor;
-  }
-  v1::AuditEvent audit = AuditOf(context, kMethod, "R", caller->name, request->patient_id());
-  if (auto st = ValidatePatientId(request->patient_id(), "patient_id"); !st.ok()) {
-    auto* reactor = context->DefaultReactor();
-    FinishAudited(deps_.audit, std::move(audit), reactor, st);
-    return reactor;
-  }
   PatientRegistry* registry = deps_.registry;
-  return OnWorker<v1::Patient>(context, deps_.db_worker, deps_.audit, std::move(audit), response,
-                               [registry, request] { return registry->GetPatient(request->patient_id()); });
+  return AuditedOnWorker<v1::Patient>(deps_, context, "vigil.v1.Patients/GetPatient", "R", Role::kEhr,
+                                      request->patient_id(), ValidatePatientId(request->patient_id(), "patient_id"),
+                                      response, [registry, request] { return registry->GetPatient(request->patient_id()); });
 }
 
 grpc::ServerUnaryReactor* PatientsService::DeletePatient(grpc::CallbackServerContext* context,
                                                          const v1::DeletePatientRequest* request,
                                                          v1::DeletePatientResponse* response) {
-  constexpr char kMethod[] = "vigil.v1.Patients/DeletePatient";
-  auto caller = Authorize(*deps_.auth, context, Role::kEhr, deps_.rate_limiter);
-  if (!caller.ok()) {
-    auto* reactor = context->DefaultReactor();
-    FinishAudited(deps_.audit, AuditOf(context, kMethod, "D", caller->name, request->patient_id()), reactor,
-                  caller.status());
-    return reactor;
-  }
-  v1::AuditEvent audit = AuditOf(context, kMethod, "D", caller->name, request->patient_id());
-  if (auto st = ValidatePatientId(request->patient_id(), "patient_id"); !st.ok()) {
-    auto* reactor = context->DefaultReactor();
-    FinishAudited(deps_.audit, std::move(audit), reactor, st);
-    return reactor;
-  }
   PatientRegistry* registry = deps_.registry;
-  return OnWorker<v1::DeletePatientResponse>(context, deps_.db_worker, deps_.audit, std::move(audit), response,
-                                             [registry, request] { return registry->DeletePatient(request->patient_id()); });
+  return AuditedOnWorker<v1::DeletePatientResponse>(
+      deps_, context, "vigil.v1.Patients/DeletePatient", "D", Role::kEhr, request->patient_id(),
+      ValidatePatientId(request->patient_id(), "patient_id"), response,
+      [registry, request] { return registry->DeletePatient(request->patient_id()); });
 }
 
 grpc::ServerWriteReactor<v1::SubscribeResponse>* AlertFeedService::Subscribe(grpc::CallbackServerContext* context,
@@ -546,23 +527,11 @@ grpc::ServerUnaryReactor* AlertFeedService::AcknowledgeAlert(grpc::CallbackServe
 grpc::ServerUnaryReactor* AlertFeedService::ListAlerts(grpc::CallbackServerContext* context,
                                                        const v1::ListAlertsRequest* request,
                                                        v1::ListAlertsResponse* response) {
-  constexpr char kMethod[] = "vigil.v1.AlertFeed/ListAlerts";
-  auto caller = Authorize(*deps_.auth, context, Role::kSubscriber, deps_.rate_limiter);
-  v1::AuditEvent audit =
-      AuditOf(context, kMethod, "R", caller.ok() ? caller->name : caller->name, request->patient_id());
-  if (!caller.ok()) {
-    auto* reactor = context->DefaultReactor();
-    FinishAudited(deps_.audit, std::move(audit), reactor, caller.status());
-    return reactor;
-  }
-  if (auto st = ValidatePatientId(request->patient_id(), "patient_id"); !st.ok()) {
-    auto* reactor = context->DefaultReactor();
-    FinishAudited(deps_.audit, std::move(audit), reactor, st);
-    return reactor;
-  }
   PatientRegistry* registry = deps_.registry;
-  return OnWorker<v1::ListAlertsResponse>(context, deps_.db_worker, deps_.audit, std::move(audit), response,
-                                          [registry, request] { return registry->ListAlerts(*request); });
+  return AuditedOnWorker<v1::ListAlertsResponse>(
+      deps_, context, "vigil.v1.AlertFeed/ListAlerts", "R", Role::kSubscriber, request->patient_id(),
+      ValidatePatientId(request->patient_id(), "patient_id"), response,
+      [registry, request] { return registry->ListAlerts(*request); });
 }
 
 }  // namespace vigil
