@@ -157,8 +157,7 @@ class KnowledgeBase {
   // with every check.
   const std::string& version() const { return version_; }
 
-  // The files the base was built from.
-  const std::vector<std::string>& files() const { return files_; }
+  // The curated files the base was built from.
   const std::vector<CuratedFileInfo>& curated_files() const { return curated_files_; }
 
   // Imported interaction sources.
@@ -204,7 +203,6 @@ class KnowledgeBase {
   absl::flat_hash_map<std::string, ClassIndex> class_names_;
   absl::flat_hash_map<std::string, ClassIndex> class_codes_;
   std::string version_;
-  std::vector<std::string> files_;
   std::vector<CuratedFileInfo> curated_files_;
   std::vector<ImportInfo> imports_;
   absl::flat_hash_map<uint64_t, ImportedInteraction> imported_pairs_;

@@ -673,7 +673,6 @@ absl::StatusOr<std::shared_ptr<KnowledgeBase>> KnowledgeBaseBuilder::Build() {
       f.content.SerializeToCodedStream(&coded);
     }
     absl::StrAppend(&digest_input_, fs::path(f.path).filename().string(), "\n", bytes.size(), "\n", bytes);
-    kb->files_.push_back(f.path);
     kb->curated_files_.push_back(CuratedFileInfo{f.path, Sha256Hex(bytes)});
   }
   kb->curated_drug_count_ = kb->drugs_.size();

@@ -111,16 +111,12 @@ absl::StatusOr<Authenticator> Authenticator::FromFile(const std::string& path) {
   return FromText(buffer.str(), path);
 }
 
-absl::StatusOr<Caller> Authenticator::Authorize(absl::string_view header, Role role) const {
-  auto caller = Authenticate(header);
-  if (!caller.ok()) {
-    return caller;
+absl::Status Authenticator::CheckRole(const Caller& caller, Role role) {
+  if (caller.Has(role)) {
+    return absl::OkStatus();
   }
-  if (!caller->Has(role)) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("caller '", caller->name, "' lacks the '", RoleName(role), "' role this call needs"));
-  }
-  return caller;
+  return absl::PermissionDeniedError(
+      absl::StrCat("caller '", caller.name, "' lacks the '", RoleName(role), "' role this call needs"));
 }
 
 absl::StatusOr<Caller> Authenticator::Authenticate(absl::string_view header) const {

@@ -42,13 +42,12 @@ class Authenticator {
   bool development_mode() const { return callers_.empty(); }
   size_t caller_count() const { return callers_.size(); }
 
-  // Authenticates the value of an "authorization" header and checks `role`:
-  // UNAUTHENTICATED without a valid bearer token, PERMISSION_DENIED without
-  // the role.
-  absl::StatusOr<Caller> Authorize(absl::string_view authorization_header, Role role) const;
-
-  // Authenticates without requiring a role (calls any caller may make).
+  // Authenticates the value of an "authorization" header: UNAUTHENTICATED
+  // without a valid bearer token.
   absl::StatusOr<Caller> Authenticate(absl::string_view authorization_header) const;
+
+  // PERMISSION_DENIED, naming the caller, when `caller` lacks `role`.
+  static absl::Status CheckRole(const Caller& caller, Role role);
 
  private:
   struct Entry {

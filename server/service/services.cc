@@ -127,10 +127,10 @@ AuthResult Authorize(const Authenticator& auth, grpc::CallbackServerContext* con
   if (!caller.ok()) {
     return AuthResult(caller.status(), Caller{"unauthenticated", {}});
   }
-  if (role.has_value() && !caller->Has(*role)) {
-    return AuthResult(absl::PermissionDeniedError(absl::StrCat("caller '", caller->name, "' lacks the '",
-                                                               RoleName(*role), "' role this call needs")),
-                      *caller);
+  if (role.has_value()) {
+    if (auto allowed = Authenticator::CheckRole(*caller, *role); !allowed.ok()) {
+      return AuthResult(allowed, *caller);
+    }
   }
   if (limiter != nullptr) {
     if (auto admitted = limiter->Admit(caller->name); !admitted.ok()) {
