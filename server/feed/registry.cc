@@ -28,6 +28,16 @@ v1::AlertEvent MakeEvent(v1::AlertEventType type, const std::string& patient_id,
   return event;
 }
 
+// Marks a stored alert resolved in `change`, with its RESOLVED event, and
+// copies it to `resolved` (the response).
+void Resolve(store::v1::StoredAlert stored, PatientChange* change, v1::Alert* resolved) {
+  stored.mutable_record()->set_status(v1::ALERT_STATUS_RESOLVED);
+  change->events.push_back(
+      MakeEvent(v1::ALERT_EVENT_TYPE_RESOLVED, change->patient_id, stored.record().alert()));
+  *resolved = stored.record().alert();
+  change->alerts.push_back(std::move(stored));
+}
+
 }  // namespace
 
 absl::Status ValidatePatientId(const std::string& patient_id, const std::string& field) {
@@ -198,10 +208,7 @@ absl::StatusOr<v1::PutPatientResponse> PatientRegistry::PutPatient(const v1::Pat
     if (current_ids.contains(id) || !IsActive(stored.record().status())) {
       continue;
     }
-    stored.mutable_record()->set_status(v1::ALERT_STATUS_RESOLVED);
-    change.events.push_back(MakeEvent(v1::ALERT_EVENT_TYPE_RESOLVED, patient.id(), stored.record().alert()));
-    *response.add_resolved() = stored.record().alert();
-    change.alerts.push_back(stored);
+    Resolve(std::move(stored), &change, response.add_resolved());
   }
   auto committed = CommitAndPublish(change);
   if (!committed.ok()) {
@@ -242,10 +249,7 @@ absl::StatusOr<v1::DeletePatientResponse> PatientRegistry::DeletePatient(const s
     if (!IsActive(stored.record().status())) {
       continue;
     }
-    stored.mutable_record()->set_status(v1::ALERT_STATUS_RESOLVED);
-    change.events.push_back(MakeEvent(v1::ALERT_EVENT_TYPE_RESOLVED, patient_id, stored.record().alert()));
-    *response.add_resolved() = stored.record().alert();
-    change.alerts.push_back(stored);
+    Resolve(std::move(stored), &change, response.add_resolved());
   }
   auto committed = CommitAndPublish(change);
   if (!committed.ok()) {
