@@ -86,6 +86,14 @@ class Screener {
       // In review mode, the current list is screened as if proposed.
       meds_.push_back(Med{&order, review_mode_, kb_.FindDrug(order.drug())});
     }
+    // The drugs that are screened: proposed (or, in review mode, all
+    // current), each resolved drug once. meds_ no longer changes.
+    absl::flat_hash_set<DrugIndex> seen;
+    for (const auto& m : meds_) {
+      if (m.proposed && m.drug.has_value() && seen.insert(*m.drug).second) {
+        screened_.push_back(&m);
+      }
+    }
   }
 
   ScreeningResult Run() {
@@ -141,18 +149,6 @@ class Screener {
 
   const std::string& DrugName(DrugIndex d) const { return kb_.drug(d).proto.name(); }
 
-  // Drugs that are screened: proposed (or, in review mode, all current).
-  std::vector<const Med*> ScreenedMeds() const {
-    std::vector<const Med*> out;
-    absl::flat_hash_set<DrugIndex> seen;
-    for (const auto& m : meds_) {
-      if (m.proposed && m.drug.has_value() && seen.insert(*m.drug).second) {
-        out.push_back(&m);
-      }
-    }
-    return out;
-  }
-
   void CheckUnresolved() {
     absl::flat_hash_set<std::string> seen;
     for (const auto& m : meds_) {
@@ -188,7 +184,7 @@ class Screener {
       incomplete_ = true;
     }
     // Drugs known only from an imported interaction table.
-    for (const Med* m : ScreenedMeds()) {
+    for (const Med* m : screened_) {
       if (!kb_.IsImportOnly(*m->drug)) {
         continue;
       }
@@ -206,7 +202,7 @@ class Screener {
       incomplete_ = true;
     }
     // Drugs that are known but have no interaction data on file.
-    for (const Med* m : ScreenedMeds()) {
+    for (const Med* m : screened_) {
       if (!kb_.InteractionsUnreviewed(*m->drug)) {
         continue;
       }
@@ -280,7 +276,7 @@ class Screener {
   }
 
   void CheckConditions() {
-    const auto screened = ScreenedMeds();
+    const auto& screened = screened_;
     // Conditions in a code system Vigil cannot match.
     bool any_condition_rules = false;
     for (const Med* m : screened) {
@@ -364,7 +360,7 @@ class Screener {
   }
 
   void CheckAllergies() {
-    const auto screened = ScreenedMeds();
+    const auto& screened = screened_;
     if (screened.empty() && meds_.empty()) {
       return;
     }
@@ -767,6 +763,7 @@ class Screener {
   const v1::Patient& patient_;
   const bool review_mode_;
   std::vector<Med> meds_;
+  std::vector<const Med*> screened_;
   std::vector<v1::Alert> alerts_;
   std::vector<std::string> unresolved_;
   bool incomplete_ = false;
