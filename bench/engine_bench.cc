@@ -1,20 +1,37 @@
 // Google Benchmark of the screening engine (issue 6):
 //  - a realistic check (10 current medications, 2 proposed, 5 conditions,
 //    3 labs) on the curated base, and on the curated base plus DDInter;
-//  - the cost as the current medication list grows from 1 to 100.
+//  - the cost as the current medication list grows from 1 to 100;
+//  - heap allocations per check, against the allocations that a copy of the
+//    returned alerts and summary needs (the target: none beyond those).
 //
 //   vigil-bench-engine [--benchmark_filter=...] [benchmark flags]
 // DDInter is read from $VIGIL_SHARED_DATA/ddinter (default ../shared/data).
 #include <benchmark/benchmark.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <new>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "server/engine/screening.h"
 #include "server/kb/loader.h"
+
+// Counts heap allocations made by this program (all threads).
+std::atomic<int64_t> g_allocations{0};
+
+void* operator new(size_t size) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) {
+    return p;
+  }
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -97,12 +114,33 @@ void Check(benchmark::State& state, const vigil::KnowledgeBase* kb, int current)
   }
   const auto request = Request(current);
   size_t alerts = 0;
+  int64_t allocations = 0;
+  int64_t checks = 0;
   for (auto _ : state) {
+    const int64_t before = g_allocations.load(std::memory_order_relaxed);
     auto result = vigil::Screen(*kb, request.patient(), request.proposed_medications());
+    allocations += g_allocations.load(std::memory_order_relaxed) - before;
+    ++checks;
     alerts = result.alerts.size();
     benchmark::DoNotOptimize(result);
   }
+  // What the returned result itself needs: a deep copy of it, counted once.
+  const auto result = vigil::Screen(*kb, request.patient(), request.proposed_medications());
+  const int64_t before = g_allocations.load(std::memory_order_relaxed);
+  {
+    std::vector<vigil::v1::Alert> alerts_copy;
+    alerts_copy.reserve(result.alerts.size());
+    for (const auto& alert : result.alerts) {
+      alerts_copy.push_back(alert);
+    }
+    vigil::v1::CheckSummary summary_copy = result.summary;
+    benchmark::DoNotOptimize(alerts_copy);
+    benchmark::DoNotOptimize(summary_copy);
+  }
+  const int64_t result_allocations = g_allocations.load(std::memory_order_relaxed) - before;
   state.counters["alerts"] = static_cast<double>(alerts);
+  state.counters["allocs_per_check"] = checks == 0 ? 0 : static_cast<double>(allocations) / static_cast<double>(checks);
+  state.counters["allocs_in_result"] = static_cast<double>(result_allocations);
 }
 
 void BM_RealisticCheckCurated(benchmark::State& state) { Check(state, Curated(), 10); }

@@ -2,9 +2,11 @@
 // flight (callback client API) for a fixed time, for CheckMedications and, in
 // the same run with the same channels and concurrency, for the floor:
 // grpc.health.v1.Health/Check. Reports throughput, p50/p90/p99/p99.9 latency,
-// and the ratios check / floor.
+// and the ratios check / floor. The two workloads alternate in short rounds
+// (health, check, check, health, ...) so that drift in a noisy machine falls
+// on both alike.
 //
-//   vigil-bench --server=127.0.0.1:50051 --channels=2 --in_flight=1 --seconds=5 [--token=T]
+//   vigil-bench --server=127.0.0.1:50051 --channels=2 --in_flight=1 --seconds=5 --rounds=5 [--token=T]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -27,6 +29,7 @@ ABSL_FLAG(std::string, server, "127.0.0.1:50051", "Server address.");
 ABSL_FLAG(int, channels, 2, "Channels (connections).");
 ABSL_FLAG(int, in_flight, 1, "Requests in flight in total.");
 ABSL_FLAG(double, seconds, 5, "Measured seconds per workload.");
+ABSL_FLAG(int, rounds, 5, "Rounds the measured seconds are split into, alternating the workloads.");
 ABSL_FLAG(std::string, token, "", "Bearer token for the check calls.");
 
 namespace {
@@ -190,13 +193,31 @@ int main(int argc, char** argv) {
       new CheckCall(checks[static_cast<size_t>(slot % channels)].get(), request, token, std::move(done));
     });
   };
-  // Warm up both, then measure floor and check back to back.
+  // Warm up both, then measure them in alternating rounds.
   run_health(0.5);
   run_check(0.5);
-  const Result floor = run_health(seconds);
-  const Result check = run_check(seconds);
-  std::printf("server %s, %d channels, %d in flight, %.1f s each\n", absl::GetFlag(FLAGS_server).c_str(), channels,
-              in_flight, seconds);
+  const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
+  Result floor;
+  Result check;
+  auto merge = [](Result* into, const Result& r) {
+    into->latencies_us.insert(into->latencies_us.end(), r.latencies_us.begin(), r.latencies_us.end());
+    into->seconds += r.seconds;
+    into->errors += r.errors;
+  };
+  for (int round = 0; round < rounds; ++round) {
+    const double secs = seconds / rounds;
+    if (round % 2 == 0) {
+      merge(&floor, run_health(secs));
+      merge(&check, run_check(secs));
+    } else {
+      merge(&check, run_check(secs));
+      merge(&floor, run_health(secs));
+    }
+  }
+  std::sort(floor.latencies_us.begin(), floor.latencies_us.end());
+  std::sort(check.latencies_us.begin(), check.latencies_us.end());
+  std::printf("server %s, %d channels, %d in flight, %.1f s each in %d alternating rounds\n",
+              absl::GetFlag(FLAGS_server).c_str(), channels, in_flight, seconds, rounds);
   Report("health", floor);
   Report("check", check);
   std::printf("ratio check/health: p50 %.2f  p99 %.2f  throughput %.2f\n",

@@ -11,6 +11,13 @@ namespace vigil {
 
 std::string NormalizeName(absl::string_view name) {
   std::string out;
+  NormalizeNameTo(name, &out);
+  return out;
+}
+
+void NormalizeNameTo(absl::string_view name, std::string* out_ptr) {
+  std::string& out = *out_ptr;
+  out.clear();
   out.reserve(name.size());
   bool pending_space = false;
   for (char c : name) {
@@ -27,7 +34,6 @@ std::string NormalizeName(absl::string_view name) {
     }
     out.push_back(absl::ascii_tolower(static_cast<unsigned char>(c)));
   }
-  return out;
 }
 
 bool IsValidUtf8(absl::string_view text) {

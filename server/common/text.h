@@ -14,6 +14,9 @@ namespace vigil {
 // surrounding whitespace trimmed. "St John's-Wort" -> "st johns wort".
 std::string NormalizeName(absl::string_view name);
 
+// NormalizeName into `out` (replacing its content), reusing its capacity.
+void NormalizeNameTo(absl::string_view name, std::string* out);
+
 // True when `text` is valid UTF-8.
 bool IsValidUtf8(absl::string_view text);
 

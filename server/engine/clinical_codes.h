@@ -41,7 +41,8 @@ bool CodeMatches(absl::string_view system, absl::string_view rule_code,
 // A lab unit reduced to a canonical UCUM unit and a factor: value_in_canonical
 // = value * factor.
 struct CanonicalUnit {
-  std::string unit;
+  // Points into a static table: valid for the life of the program.
+  absl::string_view unit;
   double factor = 1.0;
 };
 

@@ -23,16 +23,26 @@ namespace {
 constexpr size_t kMaxSummaryBytes = 139;
 constexpr size_t kMaxReferenceInSummary = 48;
 
-// Cuts text to at most `max_bytes` on a UTF-8 boundary, ending with "...".
-std::string Clamp(absl::string_view text, size_t max_bytes) {
+// Where `text` must be cut to fit `max_bytes` with a "..." after it, on a
+// UTF-8 boundary; npos when it fits.
+size_t CutPoint(absl::string_view text, size_t max_bytes) {
   if (text.size() <= max_bytes) {
-    return std::string(text);
+    return absl::string_view::npos;
   }
   size_t cut = max_bytes - 3;
   while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) {
     --cut;
   }
-  return absl::StrCat(text.substr(0, cut), "...");
+  return cut;
+}
+
+// Cuts text to at most `max_bytes` on a UTF-8 boundary, ending with "...".
+std::string Clamp(std::string text, size_t max_bytes) {
+  if (const size_t cut = CutPoint(text, max_bytes); cut != absl::string_view::npos) {
+    text.resize(cut);
+    text.append("...");
+  }
+  return text;
 }
 
 // A medication of the check, proposed or current.
@@ -40,7 +50,60 @@ struct Med {
   const v1::MedicationOrder* order = nullptr;
   bool proposed = false;
   std::optional<DrugIndex> drug;
+  // The first medication of its drug in the check (proposed ones come
+  // first): the one that speaks for the drug in pairs and summaries.
+  bool canonical = false;
 };
+
+// Working memory of a check, kept per thread so that a check allocates
+// nothing beyond the alerts it returns (vectors keep their capacity).
+struct Scratch {
+  std::vector<Med> meds;
+  std::vector<const Med*> screened;
+  std::vector<const Med*> unresolved;
+  std::vector<v1::Alert> alerts;
+  // (drug, medication index) pairs, sorted: the medications of each drug.
+  std::vector<std::pair<DrugIndex, uint32_t>> by_drug;
+  // (class, medication index) pairs for duplicate-sensitive classes.
+  std::vector<std::pair<ClassIndex, uint32_t>> by_class;
+  std::vector<const Med*> group;
+  std::vector<uint32_t> order;
+  std::vector<uint32_t> by_id;
+  std::vector<bool> dropped;
+  std::vector<v1::Evidence> matched;
+  std::vector<v1::Evidence> unreadable;
+  std::string key;
+  std::string id_input;
+  std::string id_list;
+};
+
+Scratch& ThreadScratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+
+// Lower-case hex of `value`, 16 digits, appended to `out`.
+void AppendHex64(uint64_t value, std::string* out) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  char buf[16];
+  for (int i = 15; i >= 0; --i) {
+    buf[i] = kDigits[value & 0xF];
+    value >>= 4;
+  }
+  out->append(buf, sizeof(buf));
+}
+
+// The alert id of `finding_key` for `patient_id`; `input` is scratch.
+std::string AlertId(absl::string_view patient_id, absl::string_view finding_key, std::string* input) {
+  input->clear();
+  absl::StrAppend(input, patient_id.size(), ":", patient_id, "|", finding_key);
+  std::string id;
+  id.reserve(35);
+  id.append("al-");
+  AppendHex64(StableHash64(*input), &id);
+  AppendHex64(StableHash64(*input, 0x84222325cbf29ce4ULL), &id);
+  return id;
+}
 
 std::string ComparatorText(kb::v1::Comparator c) {
   switch (c) {
@@ -78,7 +141,17 @@ class Screener {
  public:
   Screener(const KnowledgeBase& kb, const v1::Patient& patient,
            const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed)
-      : kb_(kb), patient_(patient), review_mode_(proposed.empty()) {
+      : kb_(kb),
+        patient_(patient),
+        review_mode_(proposed.empty()),
+        scratch_(ThreadScratch()),
+        meds_(scratch_.meds),
+        screened_(scratch_.screened),
+        alerts_(scratch_.alerts) {
+    meds_.clear();
+    screened_.clear();
+    alerts_.clear();
+    scratch_.unresolved.clear();
     for (const auto& order : proposed) {
       meds_.push_back(Med{&order, true, kb_.FindDrug(order.drug())});
     }
@@ -86,11 +159,23 @@ class Screener {
       // In review mode, the current list is screened as if proposed.
       meds_.push_back(Med{&order, review_mode_, kb_.FindDrug(order.drug())});
     }
+    // The medications of each drug, in order; the first one is canonical.
+    // meds_ no longer changes.
+    auto& by_drug = scratch_.by_drug;
+    by_drug.clear();
+    for (uint32_t i = 0; i < meds_.size(); ++i) {
+      if (meds_[i].drug.has_value()) {
+        by_drug.emplace_back(*meds_[i].drug, i);
+      }
+    }
+    std::sort(by_drug.begin(), by_drug.end());
+    for (size_t k = 0; k < by_drug.size(); ++k) {
+      meds_[by_drug[k].second].canonical = k == 0 || by_drug[k - 1].first != by_drug[k].first;
+    }
     // The drugs that are screened: proposed (or, in review mode, all
-    // current), each resolved drug once. meds_ no longer changes.
-    absl::flat_hash_set<DrugIndex> seen;
+    // current), each resolved drug once.
     for (const auto& m : meds_) {
-      if (m.proposed && m.drug.has_value() && seen.insert(*m.drug).second) {
+      if (m.proposed && m.canonical) {
         screened_.push_back(&m);
       }
     }
@@ -107,9 +192,17 @@ class Screener {
   }
 
  private:
-  v1::Alert& NewAlert(v1::AlertKind kind, v1::Severity severity, absl::string_view key) {
+  // A new alert for the finding whose key is the concatenation of `key`.
+  v1::Alert& NewAlert(v1::AlertKind kind, v1::Severity severity, std::initializer_list<absl::string_view> key) {
+    std::string& k = scratch_.key;
+    k.clear();
+    k.append(v1::AlertKind_Name(kind));
+    k.push_back('|');
+    for (absl::string_view piece : key) {
+      k.append(piece.data(), piece.size());
+    }
     v1::Alert& alert = alerts_.emplace_back();
-    alert.set_id(MakeAlertId(patient_.id(), absl::StrCat(v1::AlertKind_Name(kind), "|", key)));
+    alert.set_id(AlertId(patient_.id(), k, &scratch_.id_input));
     alert.set_kind(kind);
     alert.set_severity(severity);
     alert.set_involves_proposed(!review_mode_);
@@ -118,19 +211,22 @@ class Screener {
 
   void AddSources(v1::Alert& alert, const google::protobuf::RepeatedPtrField<std::string>& ids) {
     for (const auto& id : ids) {
-      bool seen = false;
-      for (const auto& s : alert.sources()) {
-        seen = seen || s.id() == id;
+      AddSource(alert, id);
+    }
+  }
+
+  // Cites source `id` on the alert, once.
+  void AddSource(v1::Alert& alert, const std::string& id) {
+    for (const auto& s : alert.sources()) {
+      if (s.id() == id) {
+        return;
       }
-      if (seen) {
-        continue;
-      }
-      auto* ref = alert.add_sources();
-      ref->set_id(id);
-      if (const auto* source = kb_.FindSource(id); source != nullptr) {
-        ref->set_title(source->title());
-        ref->set_url(source->url());
-      }
+    }
+    auto* ref = alert.add_sources();
+    ref->set_id(id);
+    if (const auto* source = kb_.FindSource(id); source != nullptr) {
+      ref->set_title(source->title());
+      ref->set_url(source->url());
     }
   }
 
@@ -139,12 +235,12 @@ class Screener {
     e->set_type(med.proposed && !review_mode_ ? v1::EVIDENCE_TYPE_PROPOSED_MEDICATION
                                               : v1::EVIDENCE_TYPE_CURRENT_MEDICATION);
     e->set_reference(med.order->drug());
-    std::string text = absl::StrCat(med.proposed && !review_mode_ ? "Proposed: " : "Current: ",
-                                    Clamp(med.order->drug(), 256));
-    if (med.drug.has_value()) {
-      absl::StrAppend(&text, " (", kb_.drug(*med.drug).proto.id(), ")");
-    }
-    e->set_description(text);
+    const absl::string_view reference = med.order->drug();
+    const size_t cut = CutPoint(reference, 256);
+    const bool known = med.drug.has_value();
+    e->set_description(absl::StrCat(med.proposed && !review_mode_ ? "Proposed: " : "Current: ",
+                                    reference.substr(0, cut), cut == absl::string_view::npos ? "" : "...",
+                                    known ? " (" : "", known ? kb_.drug(*med.drug).proto.id() : "", known ? ")" : ""));
   }
 
   const std::string& DrugName(DrugIndex d) const { return kb_.drug(d).proto.name(); }
@@ -161,7 +257,7 @@ class Screener {
       }
       const bool proposed = m.proposed && !review_mode_;
       auto& alert = NewAlert(v1::ALERT_KIND_UNSCREENED_DRUG,
-                             proposed ? v1::SEVERITY_MAJOR : v1::SEVERITY_MODERATE, key);
+                             proposed ? v1::SEVERITY_MAJOR : v1::SEVERITY_MODERATE, {key});
       const std::string ref = Clamp(m.order->drug(), kMaxReferenceInSummary);
       if (proposed) {
         alert.set_summary(Clamp(absl::StrCat("'", ref, "' is not in the knowledge base: it was NOT screened."), kMaxSummaryBytes));
@@ -180,7 +276,7 @@ class Screener {
       }
       alert.add_unresolved_references(m.order->drug());
       AddMedEvidence(alert, m);
-      unresolved_.push_back(m.order->drug());
+      scratch_.unresolved.push_back(&m);
       incomplete_ = true;
     }
     // Drugs known only from an imported interaction table.
@@ -190,7 +286,7 @@ class Screener {
       }
       const auto& drug = kb_.drug(*m->drug).proto;
       auto& alert = NewAlert(v1::ALERT_KIND_UNSCREENED_DRUG, v1::SEVERITY_MODERATE,
-                             absl::StrCat("import-only|", drug.id()));
+                             {"import-only|", drug.id()});
       alert.add_drug_ids(drug.id());
       alert.set_summary(Clamp(absl::StrCat(drug.name(), " was screened for interactions only: no monograph on file."),
                               kMaxSummaryBytes));
@@ -208,7 +304,7 @@ class Screener {
       }
       const auto& drug = kb_.drug(*m->drug).proto;
       auto& alert = NewAlert(v1::ALERT_KIND_UNSCREENED_DRUG, v1::SEVERITY_MODERATE,
-                             absl::StrCat("no-interaction-data|", drug.id()));
+                             {"no-interaction-data|", drug.id()});
       alert.add_drug_ids(drug.id());
       alert.set_summary(Clamp(absl::StrCat(drug.name(), " was not screened for interactions: no interaction data on file."), kMaxSummaryBytes));
       alert.set_detail(
@@ -220,11 +316,14 @@ class Screener {
     }
   }
 
-  // Evaluates a condition set against the patient. Returns the matching
-  // facts; fills `unreadable` with facts that could not be compared.
-  std::vector<v1::Evidence> MatchConditionSet(const kb::v1::ConditionSet& set,
-                                              std::vector<v1::Evidence>* unreadable) const {
-    std::vector<v1::Evidence> matched;
+  // Evaluates a condition set against the patient: fills `matched` with the
+  // matching facts and `unreadable` with facts that could not be compared
+  // (both are cleared first).
+  void MatchConditionSet(const kb::v1::ConditionSet& set, std::vector<v1::Evidence>* matched_out,
+                         std::vector<v1::Evidence>* unreadable) const {
+    std::vector<v1::Evidence>& matched = *matched_out;
+    matched.clear();
+    unreadable->clear();
     for (const auto& condition : patient_.conditions()) {
       const auto& coding = condition.code();
       const std::string code = NormalizeCode(coding.system(), coding.code());
@@ -272,7 +371,6 @@ class Screener {
         }
       }
     }
-    return matched;
   }
 
   void CheckConditions() {
@@ -292,7 +390,7 @@ class Screener {
           continue;
         }
         auto& alert = NewAlert(v1::ALERT_KIND_INCOMPLETE_DATA, v1::SEVERITY_MODERATE,
-                               absl::StrCat("condition-system|", coding.system(), "|", coding.code()));
+                               {"condition-system|", coding.system(), "|", coding.code()});
         for (const Med* m : screened) {
           alert.add_drug_ids(kb_.drug(*m->drug).proto.id());
         }
@@ -320,10 +418,13 @@ class Screener {
         if (set == nullptr) {
           continue;  // The loader guarantees this does not happen.
         }
-        std::vector<v1::Evidence> unreadable;
-        auto matched = MatchConditionSet(*set, &unreadable);
+        auto& matched = scratch_.matched;
+        auto& unreadable = scratch_.unreadable;
+        MatchConditionSet(*set, &matched, &unreadable);
         if (!matched.empty()) {
-          auto& alert = NewAlert(v1::ALERT_KIND_CONTRAINDICATION, ci.severity(), ci.id());
+          auto& alert = NewAlert(v1::ALERT_KIND_CONTRAINDICATION, ci.severity(), {ci.id()});
+          alert.mutable_evidence()->Reserve(static_cast<int>(matched.size()) + 1);
+          alert.mutable_sources()->Reserve(ci.sources_size());
           alert.add_drug_ids(drug.id());
           alert.set_rule_id(ci.id());
           alert.set_rule_origin("curated");
@@ -339,7 +440,7 @@ class Screener {
           AddSources(alert, ci.sources());
         } else if (!unreadable.empty()) {
           const v1::Severity severity = std::min(ci.severity(), v1::SEVERITY_MAJOR);
-          auto& alert = NewAlert(v1::ALERT_KIND_INCOMPLETE_DATA, severity, absl::StrCat("lab-unit|", ci.id()));
+          auto& alert = NewAlert(v1::ALERT_KIND_INCOMPLETE_DATA, severity, {"lab-unit|", ci.id()});
           alert.add_drug_ids(drug.id());
           alert.set_rule_id(ci.id());
           alert.set_rule_origin("curated");
@@ -384,7 +485,7 @@ class Screener {
           continue;
         }
         auto& alert = NewAlert(v1::ALERT_KIND_INCOMPLETE_DATA, v1::SEVERITY_MODERATE,
-                               absl::StrCat("allergy-unknown|", NormalizeName(allergy.substance())));
+                               {"allergy-unknown|", NormalizeName(allergy.substance())});
         for (const Med* m : screened) {
           alert.add_drug_ids(kb_.drug(*m->drug).proto.id());
         }
@@ -404,7 +505,7 @@ class Screener {
         const bool direct = target.kind == KnowledgeBase::Resolved::Kind::kDrug
                                 ? target.index == d
                                 : kb_.IsMember(d, target.index);
-        const std::string target_name = target.kind == KnowledgeBase::Resolved::Kind::kDrug
+        const std::string& target_name = target.kind == KnowledgeBase::Resolved::Kind::kDrug
                                             ? kb_.drug(target.index).proto.name()
                                             : kb_.drug_class(target.index).proto.name();
         if (direct) {
@@ -415,7 +516,7 @@ class Screener {
             }
           }
           auto& alert = NewAlert(v1::ALERT_KIND_ALLERGY, v1::SEVERITY_CONTRAINDICATED,
-                                 absl::StrCat("direct|", drug.id(), "|", NormalizeName(allergy.substance())));
+                                 {"direct|", drug.id(), "|", NormalizeName(allergy.substance())});
           alert.add_drug_ids(drug.id());
           alert.set_rule_origin("curated");
           if (hyper != nullptr) {
@@ -454,8 +555,8 @@ class Screener {
             continue;
           }
           auto& alert = NewAlert(v1::ALERT_KIND_ALLERGY, group.proto.severity(),
-                                 absl::StrCat("cross|", group.proto.id(), "|", drug.id(), "|",
-                                              NormalizeName(allergy.substance())));
+                                 {"cross|", group.proto.id(), "|", drug.id(), "|",
+                                  NormalizeName(allergy.substance())});
           alert.add_drug_ids(drug.id());
           alert.set_rule_id(group.proto.id());
           alert.set_rule_origin("curated");
@@ -472,20 +573,17 @@ class Screener {
   }
 
   void CheckInteractions() {
-    // Each unordered pair of distinct drugs, at least one screened.
-    std::set<std::pair<DrugIndex, DrugIndex>> done;
+    // Each unordered pair of distinct drugs, at least one screened, once:
+    // canonical medications only, and a pair of two screened drugs from the
+    // earlier one.
     for (size_t i = 0; i < meds_.size(); ++i) {
       const Med& p = meds_[i];
-      if (!p.proposed || !p.drug.has_value()) {
+      if (!p.proposed || !p.canonical) {
         continue;
       }
       for (size_t j = 0; j < meds_.size(); ++j) {
         const Med& x = meds_[j];
-        if (j == i || !x.drug.has_value() || *x.drug == *p.drug) {
-          continue;
-        }
-        const auto key = std::minmax(*p.drug, *x.drug);
-        if (!done.insert(key).second) {
+        if (j == i || !x.canonical || (x.proposed && j < i)) {
           continue;
         }
         PairAlert(p, x);
@@ -496,13 +594,8 @@ class Screener {
   void PairAlert(const Med& p, const Med& x) {
     const DrugIndex pd = *p.drug;
     const DrugIndex xd = *x.drug;
-    std::vector<const InteractionEntry*> matched;
-    for (const RuleRef& ref : kb_.RulesFor(pd)) {
-      const auto& rule = kb_.interactions()[ref.rule];
-      if ((ref.side_a && kb_.SideContains(rule, false, xd)) || (ref.side_b && kb_.SideContains(rule, true, xd))) {
-        matched.push_back(&rule);
-      }
-    }
+    // Most severe first; then drug-specific over class rules; then id.
+    const absl::Span<const uint32_t> matched = kb_.RulesForPair(pd, xd);
     if (matched.empty()) {
       // Curated rules win; an imported interaction is used only when no
       // curated rule covers the pair.
@@ -511,28 +604,31 @@ class Screener {
       }
       return;
     }
-    // Most severe first; then drug-specific over class rules; then id.
-    std::sort(matched.begin(), matched.end(), [](const InteractionEntry* a, const InteractionEntry* b) {
-      if (a->proto.severity() != b->proto.severity()) {
-        return a->proto.severity() > b->proto.severity();
-      }
-      if (a->drug_specific != b->drug_specific) {
-        return a->drug_specific;
-      }
-      return a->proto.id() < b->proto.id();
-    });
-    const auto& primary = matched.front()->proto;
+    const auto& rules = kb_.interactions();
+    const auto& primary = rules[matched.front()].proto;
     const auto& pdrug = kb_.drug(pd).proto;
     const auto& xdrug = kb_.drug(xd).proto;
-    std::vector<std::string> ids = {pdrug.id(), xdrug.id()};
-    std::sort(ids.begin(), ids.end());
-    auto& alert = NewAlert(v1::ALERT_KIND_DRUG_INTERACTION, primary.severity(), absl::StrJoin(ids, "+"));
+    const auto ids = std::minmax(pdrug.id(), xdrug.id());
+    auto& alert = NewAlert(v1::ALERT_KIND_DRUG_INTERACTION, primary.severity(), {ids.first, "+", ids.second});
+    // Sized once: a repeated field grown one element at a time reallocates.
+    alert.mutable_drug_ids()->Reserve(2);
+    alert.mutable_evidence()->Reserve(2);
+    alert.mutable_sources()->Reserve(static_cast<int>(matched.size()));
     alert.add_drug_ids(pdrug.id());
     alert.add_drug_ids(xdrug.id());
     alert.set_rule_id(primary.id());
-    alert.set_rule_origin(matched.front()->origin_name);
+    alert.set_rule_origin(rules[matched.front()].origin_name);
     alert.set_summary(Clamp(primary.summary(), kMaxSummaryBytes));
-    std::string detail = absl::StrCat(pdrug.name(), " and ", xdrug.name(), ". ");
+    // One allocation: the text's size is known before it is written.
+    size_t size = pdrug.name().size() + xdrug.name().size() + primary.effect().size() + primary.mechanism().size() +
+                  primary.interpretation().size() + 64;
+    for (size_t k = 1; k < matched.size(); ++k) {
+      const auto& also = rules[matched[k]].proto;
+      size += also.id().size() + also.summary().size() + 48;
+    }
+    std::string detail;
+    detail.reserve(size);
+    absl::StrAppend(&detail, pdrug.name(), " and ", xdrug.name(), ". ");
     if (!primary.effect().empty()) {
       absl::StrAppend(&detail, "Effect: ", primary.effect(), " ");
     }
@@ -543,18 +639,19 @@ class Screener {
       absl::StrAppend(&detail, "Interpretation: ", primary.interpretation(), " ");
     }
     for (size_t k = 1; k < matched.size(); ++k) {
-      absl::StrAppend(&detail, "Also (", v1::Severity_Name(matched[k]->proto.severity()), ", rule ",
-                      matched[k]->proto.id(), "): ", matched[k]->proto.summary(), " ");
+      const auto& also = rules[matched[k]].proto;
+      absl::StrAppend(&detail, "Also (", v1::Severity_Name(also.severity()), ", rule ", also.id(), "): ",
+                      also.summary(), " ");
     }
     while (!detail.empty() && detail.back() == ' ') {
       detail.pop_back();
     }
-    alert.set_detail(detail);
+    alert.set_detail(std::move(detail));
     alert.set_recommendation(primary.management());
     AddMedEvidence(alert, p);
     AddMedEvidence(alert, x);
-    for (const auto* rule : matched) {
-      AddSources(alert, rule->proto.sources());
+    for (uint32_t r : matched) {
+      AddSources(alert, rules[r].proto.sources());
     }
   }
 
@@ -563,18 +660,26 @@ class Screener {
     const std::string& level = info.levels[imported.level];
     const auto& pdrug = kb_.drug(*p.drug).proto;
     const auto& xdrug = kb_.drug(*x.drug).proto;
-    std::vector<std::string> ids = {pdrug.id(), xdrug.id()};
-    std::sort(ids.begin(), ids.end());
-    auto& alert = NewAlert(v1::ALERT_KIND_DRUG_INTERACTION, imported.severity, absl::StrJoin(ids, "+"));
+    const auto ids = std::minmax(pdrug.id(), xdrug.id());
+    auto& alert = NewAlert(v1::ALERT_KIND_DRUG_INTERACTION, imported.severity, {ids.first, "+", ids.second});
+    alert.mutable_drug_ids()->Reserve(2);
+    alert.mutable_evidence()->Reserve(2);
     alert.add_drug_ids(pdrug.id());
     alert.add_drug_ids(xdrug.id());
-    alert.set_rule_id(absl::StrCat(info.name, ":", ids[0], "+", ids[1]));
+    alert.set_rule_id(absl::StrCat(info.name, ":", ids.first, "+", ids.second));
     alert.set_rule_origin(info.name);
     const bool ungraded = level == "Unknown";
-    alert.set_summary(Clamp(absl::StrCat(pdrug.name(), " with ", xdrug.name(), ": ",
-                                         ungraded ? "interaction of ungraded severity" : absl::AsciiStrToLower(level) + " interaction",
-                                         " (", info.name, ")."),
-                            kMaxSummaryBytes));
+    std::string summary = absl::StrCat(pdrug.name(), " with ", xdrug.name(), ": ",
+                                       ungraded ? "interaction of ungraded severity" : level,
+                                       ungraded ? "" : " interaction", " (", info.name, ").");
+    if (!ungraded) {
+      // The level as a word in the sentence: "Major" -> "major".
+      const size_t at = pdrug.name().size() + xdrug.name().size() + 8;
+      for (size_t i = at; i < at + level.size(); ++i) {
+        summary[i] = absl::ascii_tolower(static_cast<unsigned char>(summary[i]));
+      }
+    }
+    alert.set_summary(Clamp(std::move(summary), kMaxSummaryBytes));
     alert.set_detail(absl::StrCat(
         info.name, " lists an interaction between ", pdrug.name(), " and ", xdrug.name(), " at level '", level, "'",
         ungraded ? ", meaning its severity was not graded: it is shown as moderate so that it is reviewed" : "",
@@ -583,32 +688,26 @@ class Screener {
         "Review the combination in a full interaction monograph; monitor the patient or choose an alternative.");
     AddMedEvidence(alert, p);
     AddMedEvidence(alert, x);
-    google::protobuf::RepeatedPtrField<std::string> source_ids;
-    source_ids.Add()->assign(info.source_id);
-    AddSources(alert, source_ids);
+    AddSource(alert, info.source_id);
   }
 
   void CheckDuplicates() {
-    // The same drug more than once.
-    absl::flat_hash_map<DrugIndex, std::vector<const Med*>> by_drug;
-    std::vector<DrugIndex> order;
-    for (const auto& m : meds_) {
-      if (m.drug.has_value()) {
-        auto& list = by_drug[*m.drug];
-        if (list.empty()) {
-          order.push_back(*m.drug);
-        }
-        list.push_back(&m);
+    // The same drug more than once: runs of by_drug (sorted by drug, then
+    // medication order).
+    const auto& by_drug = scratch_.by_drug;
+    auto& list = scratch_.group;
+    for (size_t k = 0; k < by_drug.size();) {
+      const DrugIndex d = by_drug[k].first;
+      list.clear();
+      for (; k < by_drug.size() && by_drug[k].first == d; ++k) {
+        list.push_back(&meds_[by_drug[k].second]);
       }
-    }
-    for (DrugIndex d : order) {
-      const auto& list = by_drug[d];
       const bool any_proposed = std::any_of(list.begin(), list.end(), [](const Med* m) { return m->proposed; });
       if (list.size() < 2 || !any_proposed) {
         continue;
       }
       const auto& drug = kb_.drug(d).proto;
-      auto& alert = NewAlert(v1::ALERT_KIND_DUPLICATE_THERAPY, v1::SEVERITY_MODERATE, absl::StrCat("same|", drug.id()));
+      auto& alert = NewAlert(v1::ALERT_KIND_DUPLICATE_THERAPY, v1::SEVERITY_MODERATE, {"same|", drug.id()});
       alert.add_drug_ids(drug.id());
       const bool already_current =
           !review_mode_ && std::any_of(list.begin(), list.end(), [](const Med* m) { return !m->proposed; });
@@ -628,58 +727,84 @@ class Screener {
       }
       AddSources(alert, drug.sources());
     }
-    // Two different drugs of a duplicate-sensitive class.
-    for (ClassIndex c = 0; c < kb_.class_count(); ++c) {
-      const auto& cls = kb_.drug_class(c).proto;
-      if (!cls.duplicate_sensitive()) {
+    // Two different drugs of a duplicate-sensitive class: (class, canonical
+    // medication) pairs, sorted, so each class's drugs come in medication
+    // order.
+    auto& by_class = scratch_.by_class;
+    by_class.clear();
+    for (uint32_t i = 0; i < meds_.size(); ++i) {
+      if (!meds_[i].canonical) {
         continue;
       }
-      std::vector<DrugIndex> members;
-      bool any_proposed = false;
-      for (DrugIndex d : order) {
-        if (kb_.IsMember(d, c)) {
-          members.push_back(d);
-          for (const Med* m : by_drug[d]) {
-            any_proposed = any_proposed || m->proposed;
-          }
+      for (ClassIndex c : kb_.drug(*meds_[i].drug).all_classes) {
+        if (kb_.drug_class(c).proto.duplicate_sensitive()) {
+          by_class.emplace_back(c, i);
         }
       }
-      if (members.size() < 2 || !any_proposed) {
+    }
+    std::sort(by_class.begin(), by_class.end());
+    for (size_t k = 0; k < by_class.size();) {
+      const ClassIndex c = by_class[k].first;
+      list.clear();
+      bool any_proposed = false;
+      for (; k < by_class.size() && by_class[k].first == c; ++k) {
+        const Med& canonical = meds_[by_class[k].second];
+        list.push_back(&canonical);
+        // Any medication of the drug, not only the canonical one.
+        for (auto it = std::lower_bound(by_drug.begin(), by_drug.end(), std::make_pair(*canonical.drug, 0u));
+             it != by_drug.end() && it->first == *canonical.drug; ++it) {
+          any_proposed = any_proposed || meds_[it->second].proposed;
+        }
+      }
+      if (list.size() < 2 || !any_proposed) {
         continue;
       }
-      std::vector<std::string> ids;
-      std::vector<std::string> names;
-      for (DrugIndex d : members) {
-        ids.push_back(kb_.drug(d).proto.id());
-        names.push_back(kb_.drug(d).proto.name());
-      }
-      std::vector<std::string> sorted_ids = ids;
-      std::sort(sorted_ids.begin(), sorted_ids.end());
+      const auto& cls = kb_.drug_class(c).proto;
       auto& alert = NewAlert(v1::ALERT_KIND_DUPLICATE_THERAPY, v1::SEVERITY_MODERATE,
-                             absl::StrCat("class|", cls.id(), "|", absl::StrJoin(sorted_ids, "+")));
-      for (const auto& id : ids) {
-        alert.add_drug_ids(id);
+                             {"class|", cls.id(), "|", SortedIdList(list)});
+      std::string names;
+      for (const Med* m : list) {
+        const auto& drug = kb_.drug(*m->drug).proto;
+        alert.add_drug_ids(drug.id());
+        absl::StrAppend(&names, names.empty() ? "" : ", ", drug.name());
       }
       alert.set_rule_id(cls.id());
       alert.set_rule_origin("curated");
-      alert.set_summary(Clamp(absl::StrCat("Duplicate therapy: ", members.size(), " ", cls.name(), " at once (",
-                                           absl::StrJoin(names, ", "), ")."),
+      alert.set_summary(Clamp(absl::StrCat("Duplicate therapy: ", list.size(), " ", cls.name(), " at once (", names, ")."),
                               kMaxSummaryBytes));
-      alert.set_detail(absl::StrCat(absl::StrJoin(names, ", "), " all belong to ", cls.name(),
+      alert.set_detail(absl::StrCat(names, " all belong to ", cls.name(),
                                     ", a class in which two drugs at once are usually duplicate therapy. ",
                                     cls.description()));
       alert.set_recommendation("Confirm that more than one drug of this class is intended (for example a cross-taper); otherwise stop one.");
-      for (DrugIndex d : members) {
-        AddMedEvidence(alert, *by_drug[d].front());
+      for (const Med* m : list) {
+        AddMedEvidence(alert, *m);
       }
       AddSources(alert, cls.sources());
     }
   }
 
+  // The knowledge-base ids of the drugs of `meds`, sorted and joined with
+  // "+" into scratch memory (valid until the next call).
+  absl::string_view SortedIdList(const std::vector<const Med*>& meds) {
+    auto& order = scratch_.order;
+    order.clear();
+    for (const Med* m : meds) {
+      order.push_back(*m->drug);
+    }
+    std::sort(order.begin(), order.end(),
+              [this](uint32_t a, uint32_t b) { return kb_.drug(a).proto.id() < kb_.drug(b).proto.id(); });
+    std::string& out = scratch_.id_list;
+    out.clear();
+    for (uint32_t d : order) {
+      absl::StrAppend(&out, out.empty() ? "" : "+", kb_.drug(d).proto.id());
+    }
+    return out;
+  }
+
   void CheckAdditiveEffects() {
+    auto& list = scratch_.group;
     for (const auto& rule : kb_.additive_rules()) {
-      std::vector<DrugIndex> drugs;
-      std::vector<const Med*> first_med;
+      list.clear();
       bool any_proposed = false;
       for (const auto& m : meds_) {
         if (!m.drug.has_value()) {
@@ -690,34 +815,28 @@ class Screener {
           continue;
         }
         any_proposed = any_proposed || m.proposed;
-        if (std::find(drugs.begin(), drugs.end(), *m.drug) == drugs.end()) {
-          drugs.push_back(*m.drug);
-          first_med.push_back(&m);
+        if (m.canonical) {
+          list.push_back(&m);
         }
       }
-      if (static_cast<int>(drugs.size()) < rule.min_drugs() || !any_proposed) {
+      if (static_cast<int>(list.size()) < rule.min_drugs() || !any_proposed) {
         continue;
       }
-      std::vector<std::string> ids;
-      std::vector<std::string> names;
-      for (DrugIndex d : drugs) {
-        ids.push_back(kb_.drug(d).proto.id());
-        names.push_back(kb_.drug(d).proto.name());
-      }
-      std::vector<std::string> sorted_ids = ids;
-      std::sort(sorted_ids.begin(), sorted_ids.end());
       auto& alert = NewAlert(v1::ALERT_KIND_DRUG_INTERACTION, rule.severity(),
-                             absl::StrCat("additive|", rule.id(), "|", absl::StrJoin(sorted_ids, "+")));
-      for (const auto& id : ids) {
-        alert.add_drug_ids(id);
+                             {"additive|", rule.id(), "|", SortedIdList(list)});
+      std::string names;
+      for (const Med* m : list) {
+        const auto& drug = kb_.drug(*m->drug).proto;
+        alert.add_drug_ids(drug.id());
+        absl::StrAppend(&names, names.empty() ? "" : ", ", drug.name());
       }
       alert.set_rule_id(rule.id());
       alert.set_rule_origin("curated");
       alert.set_summary(Clamp(rule.summary(), kMaxSummaryBytes));
-      alert.set_detail(absl::StrCat(drugs.size(), " drugs with the effect '", rule.effect(), "': ",
-                                    absl::StrJoin(names, ", "), ". ", rule.detail()));
+      alert.set_detail(
+          absl::StrCat(list.size(), " drugs with the effect '", rule.effect(), "': ", names, ". ", rule.detail()));
       alert.set_recommendation(rule.recommendation());
-      for (const Med* m : first_med) {
+      for (const Med* m : list) {
         AddMedEvidence(alert, *m);
       }
       AddSources(alert, rule.sources());
@@ -726,33 +845,62 @@ class Screener {
 
   ScreeningResult Finish() {
     ScreeningResult result;
-    std::sort(alerts_.begin(), alerts_.end(), [](const v1::Alert& a, const v1::Alert& b) {
+    // Most severe first, then by kind, then by id.
+    auto& order = scratch_.order;
+    order.resize(alerts_.size());
+    for (uint32_t i = 0; i < order.size(); ++i) {
+      order[i] = i;
+    }
+    std::sort(order.begin(), order.end(), [this](uint32_t x, uint32_t y) {
+      const v1::Alert& a = alerts_[x];
+      const v1::Alert& b = alerts_[y];
       if (a.severity() != b.severity()) {
         return a.severity() > b.severity();
       }
       if (a.kind() != b.kind()) {
         return a.kind() < b.kind();
       }
-      return a.id() < b.id();
+      if (a.id() != b.id()) {
+        return a.id() < b.id();
+      }
+      return x < y;
     });
     // The same finding can be reached twice (e.g. a drug proposed twice):
-    // keep the first.
-    absl::flat_hash_set<std::string> ids;
-    for (auto& alert : alerts_) {
-      if (ids.insert(alert.id()).second) {
-        result.alerts.push_back(std::move(alert));
+    // keep the first in that order.
+    auto& by_id = scratch_.by_id;
+    by_id.resize(order.size());
+    for (uint32_t rank = 0; rank < order.size(); ++rank) {
+      by_id[rank] = rank;
+    }
+    std::sort(by_id.begin(), by_id.end(), [this, &order](uint32_t x, uint32_t y) {
+      const std::string& a = alerts_[order[x]].id();
+      const std::string& b = alerts_[order[y]].id();
+      return a != b ? a < b : x < y;
+    });
+    auto& dropped = scratch_.dropped;
+    dropped.assign(order.size(), false);
+    for (size_t k = 1; k < by_id.size(); ++k) {
+      if (alerts_[order[by_id[k]]].id() == alerts_[order[by_id[k - 1]]].id()) {
+        dropped[by_id[k]] = true;
       }
     }
+    result.alerts.reserve(order.size());
+    for (uint32_t rank = 0; rank < order.size(); ++rank) {
+      if (!dropped[rank]) {
+        result.alerts.push_back(std::move(alerts_[order[rank]]));
+      }
+    }
+    alerts_.clear();
     auto& summary = result.summary;
     summary.set_alert_count(static_cast<int32_t>(result.alerts.size()));
-    absl::flat_hash_set<DrugIndex> seen;
+    summary.mutable_screened_drug_ids()->Reserve(static_cast<int>(scratch_.by_drug.size()));
     for (const auto& m : meds_) {
-      if (m.drug.has_value() && seen.insert(*m.drug).second) {
+      if (m.canonical) {
         summary.add_screened_drug_ids(kb_.drug(*m.drug).proto.id());
       }
     }
-    for (const auto& ref : unresolved_) {
-      summary.add_unresolved_references(ref);
+    for (const Med* m : scratch_.unresolved) {
+      summary.add_unresolved_references(m->order->drug());
     }
     summary.set_knowledge_base_version(kb_.version());
     summary.set_complete(!incomplete_);
@@ -762,20 +910,18 @@ class Screener {
   const KnowledgeBase& kb_;
   const v1::Patient& patient_;
   const bool review_mode_;
-  std::vector<Med> meds_;
-  std::vector<const Med*> screened_;
-  std::vector<v1::Alert> alerts_;
-  std::vector<std::string> unresolved_;
+  Scratch& scratch_;
+  std::vector<Med>& meds_;
+  std::vector<const Med*>& screened_;
+  std::vector<v1::Alert>& alerts_;
   bool incomplete_ = false;
 };
 
 }  // namespace
 
 std::string MakeAlertId(absl::string_view patient_id, absl::string_view finding_key) {
-  const std::string input = absl::StrCat(patient_id.size(), ":", patient_id, "|", finding_key);
-  const uint64_t h1 = StableHash64(input);
-  const uint64_t h2 = StableHash64(input, 0x84222325cbf29ce4ULL);
-  return absl::StrFormat("al-%016x%016x", h1, h2);
+  std::string input;
+  return AlertId(patient_id, finding_key, &input);
 }
 
 ScreeningResult Screen(const KnowledgeBase& kb, const v1::Patient& patient,

@@ -6,6 +6,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
 #include "server/common/text.h"
 #include "server/engine/clinical_codes.h"
 
@@ -62,9 +63,13 @@ bool IsDate(absl::string_view s) {
       return false;
     }
   }
+  const int year = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
   const int month = (s[5] - '0') * 10 + (s[6] - '0');
   const int day = (s[8] - '0') * 10 + (s[9] - '0');
-  return month >= 1 && month <= 12 && day >= 1 && day <= 31;
+  // CivilDay normalizes out-of-range fields (February 30 becomes March 1 or
+  // 2), so a date that does not survive the round trip does not exist.
+  const absl::CivilDay civil(year, month, day);
+  return civil.year() == year && civil.month() == month && civil.day() == day;
 }
 
 }  // namespace
@@ -160,6 +165,15 @@ absl::Status ValidatePatient(const v1::Patient& patient, const std::string& pref
     }
     if (auto st = CheckRequired(lab.unit(), path + ".unit", kMaxIdBytes); !st.ok()) {
       return st;
+    }
+    // Every unit Vigil converts measures a quantity that cannot be negative
+    // (clearances, concentrations, enzyme activities, INR, durations, mass).
+    // A negative value there is a data error; screened, it would raise or
+    // clear alerts on a number nobody measured. Units Vigil does not convert
+    // are left to screening, which reports them as uninterpretable.
+    if (lab.value() < 0 && CanonicalizeUnit(lab.unit()).has_value()) {
+      return Invalid(path + ".value", absl::StrCat(lab.value(), " is negative, which a measurement in '", lab.unit(),
+                                                   "' cannot be"));
     }
     if (auto st = CheckString(lab.effective_time(), path + ".effective_time", kMaxIdBytes); !st.ok()) {
       return st;

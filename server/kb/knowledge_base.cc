@@ -17,10 +17,14 @@ std::optional<uint32_t> Lookup(const absl::flat_hash_map<std::string, uint32_t>&
                                absl::string_view reference) {
   const size_t bar = reference.find('|');
   const auto& map = bar == absl::string_view::npos ? names : codes;
-  const std::string key = bar == absl::string_view::npos
-                              ? NormalizeName(reference)
-                              : absl::StrCat(reference.substr(0, bar), "|",
-                                             NormalizeCode(reference.substr(0, bar), reference.substr(bar + 1)));
+  // Lookups run on every check: the key is built in memory the thread keeps.
+  thread_local std::string key;
+  if (bar == absl::string_view::npos) {
+    NormalizeNameTo(reference, &key);
+  } else {
+    key.assign(reference.data(), bar + 1);
+    key.append(NormalizeCode(reference.substr(0, bar), reference.substr(bar + 1)));
+  }
   const auto it = map.find(key);
   if (it == map.end()) {
     return std::nullopt;
@@ -71,12 +75,19 @@ const kb::v1::Source* KnowledgeBase::FindSource(absl::string_view id) const {
   return it == sources_.end() ? nullptr : &it->second;
 }
 
+absl::Span<const uint32_t> KnowledgeBase::RulesForPair(DrugIndex a, DrugIndex b) const {
+  const auto it = pair_rules_.find(PairKey(a, b));
+  if (it == pair_rules_.end()) {
+    return {};
+  }
+  return absl::MakeConstSpan(pair_rule_list_).subspan(it->second.offset, it->second.count);
+}
+
 const ImportedInteraction* KnowledgeBase::FindImported(DrugIndex a, DrugIndex b) const {
   if (imported_pairs_.empty()) {
     return nullptr;
   }
-  const uint64_t key = (static_cast<uint64_t>(std::min(a, b)) << 32) | std::max(a, b);
-  const auto it = imported_pairs_.find(key);
+  const auto it = imported_pairs_.find(PairKey(a, b));
   return it == imported_pairs_.end() ? nullptr : &it->second;
 }
 

@@ -10,6 +10,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "vigil/kb/v1/knowledge_base.pb.h"
 #include "vigil/v1/alert.pb.h"
 
@@ -18,6 +19,11 @@ namespace vigil {
 // Index of a drug or class inside one KnowledgeBase.
 using DrugIndex = uint32_t;
 using ClassIndex = uint32_t;
+
+// The key of an unordered pair of drugs.
+inline uint64_t PairKey(DrugIndex a, DrugIndex b) {
+  return a < b ? (static_cast<uint64_t>(a) << 32) | b : (static_cast<uint64_t>(b) << 32) | a;
+}
 
 // Where a rule or fact was defined, for error messages and provenance.
 struct Origin {
@@ -141,6 +147,12 @@ class KnowledgeBase {
   // True when the rule's side A (or B) contains drug `d`.
   bool SideContains(const InteractionEntry& rule, bool side_a, DrugIndex d) const;
 
+  // The curated rules that cover the pair of distinct drugs `a` and `b` (in
+  // either order, on either side), most severe first, then drug-specific
+  // rules before class rules, then by id: one hash lookup, precomputed at
+  // load, so that screening a pair costs the same whatever the rule count.
+  absl::Span<const uint32_t> RulesForPair(DrugIndex a, DrugIndex b) const;
+
   const kb::v1::ConditionSet* FindConditionSet(absl::string_view id) const;
   const absl::flat_hash_map<std::string, kb::v1::ConditionSet>& condition_sets() const { return condition_sets_; }
   const absl::flat_hash_map<std::string, kb::v1::Source>& sources() const { return sources_; }
@@ -193,6 +205,14 @@ class KnowledgeBase {
   // Per rule, per side: sorted member drugs.
   std::vector<std::vector<DrugIndex>> side_a_drugs_;
   std::vector<std::vector<DrugIndex>> side_b_drugs_;
+  // Unordered drug pair (PairKey) -> [offset, offset + count) in
+  // pair_rule_list_, ordered as RulesForPair documents.
+  struct PairRules {
+    uint32_t offset = 0;
+    uint32_t count = 0;
+  };
+  absl::flat_hash_map<uint64_t, PairRules> pair_rules_;
+  std::vector<uint32_t> pair_rule_list_;
   std::vector<CrossSensitivityEntry> cross_sensitivities_;
   std::vector<kb::v1::AdditiveEffectRule> additive_rules_;
   absl::flat_hash_map<std::string, kb::v1::ConditionSet> condition_sets_;

@@ -136,6 +136,56 @@ absl::StatusOr<std::vector<std::string>> ExpandPaths(const std::vector<std::stri
 
 // Assembles a KnowledgeBase from parsed files, recording every problem.
 class KnowledgeBaseBuilder {
+ private:
+  // Builds KnowledgeBase::pair_rules_: for every pair of distinct drugs that
+  // some rule covers (one on side a, the other on side b), the rules in the
+  // order screening reports them.
+  static void IndexRulesByPair(KnowledgeBase& kb) {
+    std::vector<std::pair<uint64_t, uint32_t>> entries;
+    for (uint32_t r = 0; r < kb.interactions_.size(); ++r) {
+      for (DrugIndex a : kb.side_a_drugs_[r]) {
+        for (DrugIndex b : kb.side_b_drugs_[r]) {
+          if (a != b) {
+            entries.emplace_back(PairKey(a, b), r);
+          }
+        }
+      }
+    }
+    const auto& rules = kb.interactions_;
+    std::sort(entries.begin(), entries.end(), [&rules](const auto& x, const auto& y) {
+      if (x.first != y.first) {
+        return x.first < y.first;
+      }
+      const InteractionEntry& a = rules[x.second];
+      const InteractionEntry& b = rules[y.second];
+      if (a.proto.severity() != b.proto.severity()) {
+        return a.proto.severity() > b.proto.severity();
+      }
+      if (a.drug_specific != b.drug_specific) {
+        return a.drug_specific;
+      }
+      if (a.proto.id() != b.proto.id()) {
+        return a.proto.id() < b.proto.id();
+      }
+      return x.second < y.second;
+    });
+    // A rule whose sides overlap lists a pair twice (a-b and b-a).
+    entries.erase(std::unique(entries.begin(), entries.end()), entries.end());
+    kb.pair_rule_list_.clear();
+    kb.pair_rule_list_.reserve(entries.size());
+    kb.pair_rules_.clear();
+    for (size_t i = 0; i < entries.size();) {
+      const auto offset = static_cast<uint32_t>(kb.pair_rule_list_.size());
+      size_t j = i;
+      for (; j < entries.size() && entries[j].first == entries[i].first; ++j) {
+        kb.pair_rule_list_.push_back(entries[j].second);
+      }
+      kb.pair_rules_.emplace(entries[i].first,
+                             KnowledgeBase::PairRules{offset, static_cast<uint32_t>(j - i)});
+      i = j;
+    }
+  }
+
  public:
   void Add(ParsedFile file) { files_.push_back(std::move(file)); }
 
@@ -431,7 +481,7 @@ absl::StatusOr<std::shared_ptr<KnowledgeBase>> KnowledgeBaseBuilder::Build() {
           Error(f.path, lab_line, absl::StrCat(what, ": lab threshold unit '", lab.unit(), "' is not a unit Vigil can convert"));
         } else {
           // Store thresholds in canonical units so results compare directly.
-          normalized.mutable_labs(k)->set_unit(unit->unit);
+          normalized.mutable_labs(k)->set_unit(std::string(unit->unit));
           normalized.mutable_labs(k)->set_value(lab.value() * unit->factor);
         }
       }
@@ -650,6 +700,7 @@ absl::StatusOr<std::shared_ptr<KnowledgeBase>> KnowledgeBaseBuilder::Build() {
     std::sort(refs.begin(), refs.end(),
               [](const RuleRef& x, const RuleRef& y) { return x.rule < y.rule; });
   }
+  IndexRulesByPair(*kb);
 
   if (!errors_.empty()) {
     std::vector<std::string> shown(
@@ -773,9 +824,13 @@ absl::Status KnowledgeBaseBuilder::AddDdinterImport(KnowledgeBase& kb, const std
         mapped.insert(d);
       }
     } else {
-      std::string id = SlugOf(name);
-      if (kb.drug_names_.contains(NormalizeName(id))) {
-        id += "-ddinter";
+      // The id must resolve to this drug alone: a curated drug or an earlier
+      // import-only one may already use the slug (names that differ only in
+      // punctuation, such as "X!" and "X?", share it).
+      const std::string slug = SlugOf(name);
+      std::string id = slug;
+      for (int n = 1; kb.drug_names_.contains(NormalizeName(id)); ++n) {
+        id = n == 1 ? absl::StrCat(slug, "-ddinter") : absl::StrCat(slug, "-ddinter-", n);
       }
       d = static_cast<DrugIndex>(kb.drugs_.size());
       DrugEntry entry;
@@ -859,6 +914,14 @@ absl::Status KnowledgeBaseBuilder::AddDdinterImport(KnowledgeBase& kb, const std
           break;
         }
       }
+      // A name without a letter or digit (only punctuation or control
+      // characters) is no drug name, and would give a drug an empty id.
+      for (int k : {1, 3}) {
+        if (ok && SlugOf(fields[static_cast<size_t>(k)]).empty()) {
+          errors.push_back(absl::StrCat(path, ":", line_number, ": column ", k + 1, " has no letter or digit"));
+          ok = false;
+        }
+      }
       if (!ok) {
         continue;
       }
@@ -895,7 +958,7 @@ absl::Status KnowledgeBaseBuilder::AddDdinterImport(KnowledgeBase& kb, const std
     if (row.a == row.b) {
       continue;  // Two DDInter entries mapped onto one curated drug.
     }
-    const uint64_t key = (static_cast<uint64_t>(std::min(row.a, row.b)) << 32) | std::max(row.a, row.b);
+    const uint64_t key = PairKey(row.a, row.b);
     const v1::Severity severity = kLevels[row.level].second;
     auto [it, inserted] = kb.imported_pairs_.try_emplace(key, ImportedInteraction{severity, import_index, row.level});
     // The same pair listed twice (in two ATC files, or with two levels):

@@ -220,9 +220,11 @@ int main(int argc, char** argv) {
                    [&hub] { return std::vector<std::pair<std::string, double>>{{"", static_cast<double>(hub.latest())}}; });
   metrics.AddGauge("vigil_db_worker_queue", "Database tasks waiting.",
                    [&db_worker] { return std::vector<std::pair<std::string, double>>{{"", static_cast<double>(db_worker.queued())}}; });
-  metrics.AddGauge("vigil_audit_records", "Audit records written and failed.", [&audit] {
+  metrics.AddGauge("vigil_audit_records", "Audit records: written, failed (per attempt), dropped, pending.", [&audit] {
     return std::vector<std::pair<std::string, double>>{{"result=\"written\"", static_cast<double>(audit.written())},
-                                                       {"result=\"failed\"", static_cast<double>(audit.failed())}};
+                                                       {"result=\"failed\"", static_cast<double>(audit.failed())},
+                                                       {"result=\"dropped\"", static_cast<double>(audit.dropped())},
+                                                       {"result=\"pending\"", static_cast<double>(audit.pending())}};
   });
   metrics.AddGauge("vigil_knowledge_base_info", "The serving knowledge base (value 1), with its version.", [&holder] {
     const auto serving = holder.Get();

@@ -1,12 +1,23 @@
 #include "server/store/audit_log.h"
 
+#include <algorithm>
+#include <string>
 #include <vector>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "server/common/log.h"
 
 namespace vigil {
 
-AuditLog::AuditLog(Store* store) : store_(store), thread_([this] { Run(); }) {}
+namespace {
+// Backoff between attempts after a failed write.
+constexpr absl::Duration kFirstRetry = absl::Milliseconds(50);
+constexpr absl::Duration kMaxRetry = absl::Seconds(2);
+}  // namespace
+
+AuditLog::AuditLog(Store* store, size_t max_pending)
+    : store_(store), max_pending_(std::max<size_t>(1, max_pending)), thread_([this] { Run(); }) {}
 
 AuditLog::~AuditLog() {
   {
@@ -17,8 +28,32 @@ AuditLog::~AuditLog() {
 }
 
 void AuditLog::Record(v1::AuditEvent event, std::function<void(const absl::Status&)> done) {
+  std::function<void(const absl::Status&)> overflow;
+  {
+    absl::MutexLock lock(&mu_);
+    if (queue_.size() >= max_pending_) {
+      // The oldest record gives way: the disk has been failing for a while.
+      overflow = std::move(queue_.front().second);
+      queue_.pop_front();
+      ++settled_total_;
+      if (dropped_++ % 1000 == 0) {
+        LogError("audit_records_dropped", {{"dropped", std::to_string(dropped_)},
+                                           {"pending_limit", std::to_string(max_pending_)}});
+      }
+    }
+    queue_.emplace_back(std::move(event), std::move(done));
+    ++queued_total_;
+  }
+  if (overflow) {
+    overflow(absl::ResourceExhaustedError("audit record dropped: too many records pending after write failures"));
+  }
+}
+
+bool AuditLog::WaitUntilWritten(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  queue_.emplace_back(std::move(event), std::move(done));
+  const int64_t target = queued_total_;
+  auto settled = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return settled_total_ >= target; };
+  return mu_.AwaitWithTimeout(absl::Condition(&settled), timeout);
 }
 
 int64_t AuditLog::written() const {
@@ -31,38 +66,76 @@ int64_t AuditLog::failed() const {
   return failed_;
 }
 
+int64_t AuditLog::dropped() const {
+  absl::MutexLock lock(&mu_);
+  return dropped_;
+}
+
+int64_t AuditLog::pending() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(queue_.size());
+}
+
 void AuditLog::Run() {
+  absl::Duration backoff = kFirstRetry;
+  bool last_attempt = false;
   while (true) {
-    std::deque<std::pair<v1::AuditEvent, std::function<void(const absl::Status&)>>> batch;
+    std::deque<Entry> batch;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](AuditLog* log) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu_) { return log->stopping_ || !log->queue_.empty(); },
           this));
-      if (queue_.empty()) {
+      if (queue_.empty() || last_attempt) {
+        if (!queue_.empty()) {
+          LogError("audit_records_lost_at_shutdown", {{"records", std::to_string(queue_.size())}});
+        }
         return;
       }
+      last_attempt = stopping_;
       batch.swap(queue_);
     }
     std::vector<v1::AuditEvent> events;
+    std::vector<std::function<void(const absl::Status&)>> callbacks;
     events.reserve(batch.size());
-    for (const auto& [event, done] : batch) {
-      events.push_back(event);
+    for (auto& [event, done] : batch) {
+      events.push_back(std::move(event));
+      if (done) {
+        callbacks.push_back(std::move(done));
+      }
     }
     const absl::Status status = store_->AppendAudit(events);
-    if (!status.ok()) {
-      // The message names the database and the fault, never patient data.
-      LogError("audit_write_failed", {{"records", std::to_string(events.size())}, {"reason", std::string(status.message())}});
-    }
     {
       absl::MutexLock lock(&mu_);
       (status.ok() ? written_ : failed_) += static_cast<int64_t>(events.size());
-    }
-    for (auto& [event, done] : batch) {
-      if (done) {
-        done(status);
+      if (status.ok()) {
+        settled_total_ += static_cast<int64_t>(events.size());
+      } else {
+        // Keep the records for the retry, oldest first, ahead of what came
+        // meanwhile; beyond the limit the oldest give way.
+        size_t keep = events.size();
+        while (keep > 0 && queue_.size() < max_pending_) {
+          --keep;
+          queue_.emplace_front(std::move(events[keep]), nullptr);
+        }
+        dropped_ += static_cast<int64_t>(keep);
+        settled_total_ += static_cast<int64_t>(keep);
       }
     }
+    for (auto& done : callbacks) {
+      done(status);
+    }
+    if (status.ok()) {
+      backoff = kFirstRetry;
+      continue;
+    }
+    // The message names the database and the fault, never patient data.
+    LogError("audit_write_failed", {{"records", std::to_string(events.size())},
+                                    {"reason", std::string(status.message())},
+                                    {"retry_in_ms", std::to_string(absl::ToInt64Milliseconds(backoff))}});
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), backoff);
+    backoff = std::min(backoff * 2, kMaxRetry);
   }
 }
 

@@ -1,8 +1,21 @@
 // The audit trail's writer: records accesses to patient data durably, with
 // group commit (one transaction for every record queued meanwhile).
+//
+// Two guarantees, chosen per call:
+//  - Record(event, done): `done` runs once the record is durable or the
+//    attempt failed; writes of patient data wait for it.
+//  - Record(event, nullptr): the caller does not wait (screening answers
+//    without an fsync on its path). The record is written with the next group
+//    commit, normally within milliseconds; a crash loses at most the records
+//    still queued.
+// A failed write (disk full, read-only file) is retried with backoff, keeping
+// up to `max_pending` records in memory; beyond that the oldest are dropped
+// and counted, so a broken disk can never exhaust memory or stop screening.
 #ifndef VIGIL_SERVER_STORE_AUDIT_LOG_H_
 #define VIGIL_SERVER_STORE_AUDIT_LOG_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <thread>
@@ -11,6 +24,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/store/store.h"
 #include "vigil/v1/audit.pb.h"
 
@@ -18,29 +32,44 @@ namespace vigil {
 
 class AuditLog {
  public:
-  explicit AuditLog(Store* store);
-  // Writes what is queued, then stops.
+  explicit AuditLog(Store* store, size_t max_pending = 100000);
+  // Writes what is queued (one last attempt), then stops.
   ~AuditLog();
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
 
-  // Queues `event`; `done` runs on the audit thread once it is durable (OK)
-  // or could not be written (the status says why).
+  // Queues `event`. `done`, if set, runs on the audit thread once the record
+  // is durable (OK) or its write failed (the status says why; the record
+  // stays queued for a retry).
   void Record(v1::AuditEvent event, std::function<void(const absl::Status&)> done);
 
-  // Records written and failed so far.
+  // Records written so far; records whose write failed (each attempt);
+  // records dropped because too many were pending; records pending.
   int64_t written() const;
+  // Waits until every record queued before the call is written (or
+  // dropped), at most `timeout`; false on timeout. Readers of the trail call
+  // it so that they see the accesses that preceded their read.
+  bool WaitUntilWritten(absl::Duration timeout);
+
   int64_t failed() const;
+  int64_t dropped() const;
+  int64_t pending() const;
 
  private:
+  using Entry = std::pair<v1::AuditEvent, std::function<void(const absl::Status&)>>;
   void Run();
 
   Store* const store_;
+  const size_t max_pending_;
   mutable absl::Mutex mu_;
-  std::deque<std::pair<v1::AuditEvent, std::function<void(const absl::Status&)>>> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Entry> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t written_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t failed_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  // Records ever queued; records written or dropped (settled).
+  int64_t queued_total_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t settled_total_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 
