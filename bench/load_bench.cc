@@ -1,7 +1,8 @@
 // vigil-bench: drives a running server with N channels and M requests in
-// flight (callback client API) for a fixed time, for CheckMedications and, in
-// the same run with the same channels and concurrency, for the floor:
-// grpc.health.v1.Health/Check. Reports throughput, p50/p90/p99/p99.9 latency,
+// flight (callback client API) for a fixed time, for CheckMedications (one
+// message per alert, then the summary), CheckMedicationsUnary (the same answer
+// in one message) and, in the same run with the same channels and
+// concurrency, for the floor: grpc.health.v1.Health/Check. Reports throughput, p50/p90/p99/p99.9 latency,
 // and the ratios check / floor. The two workloads alternate in short rounds
 // (health, check, check, health, ...) so that drift in a noisy machine falls
 // on both alike.
@@ -31,6 +32,9 @@ ABSL_FLAG(int, in_flight, 1, "Requests in flight in total.");
 ABSL_FLAG(double, seconds, 5, "Measured seconds per workload.");
 ABSL_FLAG(int, rounds, 5, "Rounds the measured seconds are split into, alternating the workloads.");
 ABSL_FLAG(std::string, token, "", "Bearer token for the check calls.");
+ABSL_FLAG(std::string, request, "realistic",
+          "Check request: 'realistic' (10 current medications, 2 proposed, 5 conditions, a lab: several alerts) or "
+          "'clean' (one proposed drug, nothing found: the summary alone).");
 
 namespace {
 
@@ -44,6 +48,11 @@ struct Result {
 
 vigil::v1::CheckMedicationsRequest CheckRequest() {
   vigil::v1::CheckMedicationsRequest request;
+  if (absl::GetFlag(FLAGS_request) == "clean") {
+    request.mutable_patient()->set_id("bench");
+    request.add_proposed_medications()->set_drug("silperisone");
+    return request;
+  }
   auto* p = request.mutable_patient();
   p->set_id("bench");
   for (const char* drug : {"atorvastatin", "lisinopril", "metformin", "amlodipine", "levothyroxine", "omeprazole",
@@ -193,12 +202,29 @@ int main(int argc, char** argv) {
       new CheckCall(checks[static_cast<size_t>(slot % channels)].get(), request, token, std::move(done));
     });
   };
+  auto run_unary = [&](double secs) {
+    return Drive(in_flight, secs, [&](int slot, std::function<void(bool)> done) {
+      auto* context = new grpc::ClientContext();
+      if (!token.empty()) {
+        context->AddMetadata("authorization", "Bearer " + token);
+      }
+      auto* response = new vigil::v1::CheckMedicationsResult();
+      checks[static_cast<size_t>(slot % channels)]->async()->CheckMedicationsUnary(
+          context, &request, response, [context, response, done](grpc::Status status) {
+            delete context;
+            delete response;
+            done(status.ok());
+          });
+    });
+  };
   // Warm up both, then measure them in alternating rounds.
   run_health(0.5);
   run_check(0.5);
+  run_unary(0.5);
   const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
   Result floor;
   Result check;
+  Result unary;
   auto merge = [](Result* into, const Result& r) {
     into->latencies_us.insert(into->latencies_us.end(), r.latencies_us.begin(), r.latencies_us.end());
     into->seconds += r.seconds;
@@ -209,21 +235,29 @@ int main(int argc, char** argv) {
     if (round % 2 == 0) {
       merge(&floor, run_health(secs));
       merge(&check, run_check(secs));
+      merge(&unary, run_unary(secs));
     } else {
+      merge(&unary, run_unary(secs));
       merge(&check, run_check(secs));
       merge(&floor, run_health(secs));
     }
   }
-  std::sort(floor.latencies_us.begin(), floor.latencies_us.end());
-  std::sort(check.latencies_us.begin(), check.latencies_us.end());
+  for (Result* r : {&floor, &check, &unary}) {
+    std::sort(r->latencies_us.begin(), r->latencies_us.end());
+  }
   std::printf("server %s, %d channels, %d in flight, %.1f s each in %d alternating rounds\n",
               absl::GetFlag(FLAGS_server).c_str(), channels, in_flight, seconds, rounds);
   Report("health", floor);
-  Report("check", check);
-  std::printf("ratio check/health: p50 %.2f  p99 %.2f  throughput %.2f\n",
-              Pct(check.latencies_us, 0.5) / Pct(floor.latencies_us, 0.5),
-              Pct(check.latencies_us, 0.99) / Pct(floor.latencies_us, 0.99),
-              (static_cast<double>(check.latencies_us.size()) / check.seconds) /
-                  (static_cast<double>(floor.latencies_us.size()) / floor.seconds));
-  return check.errors == 0 && floor.errors == 0 ? 0 : 1;
+  Report("stream", check);
+  Report("unary", unary);
+  auto ratios = [&floor](const char* name, const Result& r) {
+    std::printf("ratio %s/health: p50 %.2f  p99 %.2f  throughput %.2f\n", name,
+                Pct(r.latencies_us, 0.5) / Pct(floor.latencies_us, 0.5),
+                Pct(r.latencies_us, 0.99) / Pct(floor.latencies_us, 0.99),
+                (static_cast<double>(r.latencies_us.size()) / r.seconds) /
+                    (static_cast<double>(floor.latencies_us.size()) / floor.seconds));
+  };
+  ratios("stream", check);
+  ratios("unary", unary);
+  return check.errors == 0 && floor.errors == 0 && unary.errors == 0 ? 0 : 1;
 }

@@ -60,6 +60,7 @@ Commands:
       --current=DRUG        a current medication
       --lab=LOINC=VALUE UNIT  a lab result, e.g. --lab="62238-1=24 mL/min/{1.73_m2}"
       --egfr=VALUE          shorthand for an eGFR (LOINC 62238-1) in mL/min/{1.73_m2}
+      --unary               use CheckMedicationsUnary (the whole answer in one message)
     With no DRUG, the current medications are reviewed as a whole.
   drug NAME                 show a drug's monograph (id, name, brand or SYSTEM|CODE)
   search TEXT [--class=ID]  find drugs by name
@@ -203,8 +204,39 @@ struct CheckOutcome {
   std::optional<vigil::v1::CheckSummary> summary;
 };
 
+// The unary form: one message, printed alert by alert like the stream.
+CheckOutcome RunCheckUnary(vigil::v1::DecisionSupport::Stub& stub, const Options& options,
+                           const CheckMedicationsRequest& request, bool print) {
+  CheckOutcome outcome;
+  grpc::ClientContext context;
+  AddAuth(&context);
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(options.timeout_seconds));
+  vigil::v1::CheckMedicationsResult result;
+  outcome.status = stub.CheckMedicationsUnary(&context, request, &result);
+  if (!outcome.status.ok()) {
+    return outcome;
+  }
+  if (print && options.json) {
+    std::cout << ToJson(result) << "\n";
+  }
+  for (const auto& alert : result.alerts()) {
+    if (print && !options.json) {
+      PrintAlert(alert);
+      std::cout << "\n";
+    }
+    outcome.alerts.push_back(alert);
+  }
+  if (result.has_summary()) {
+    outcome.summary = result.summary();
+  }
+  return outcome;
+}
+
 CheckOutcome RunCheck(vigil::v1::DecisionSupport::Stub& stub, const Options& options,
-                      const CheckMedicationsRequest& request, bool print) {
+                      const CheckMedicationsRequest& request, bool print, bool unary = false) {
+  if (unary) {
+    return RunCheckUnary(stub, options, request, print);
+  }
   CheckOutcome outcome;
   grpc::ClientContext context;
   AddAuth(&context);
@@ -307,6 +339,7 @@ bool ParseLab(const std::string& text, vigil::v1::LabResult* lab) {
 int CommandCheck(const Options& options, const std::vector<std::string>& args,
                  vigil::v1::DecisionSupport::Stub& stub) {
   CheckMedicationsRequest request;
+  bool unary = false;
   auto* patient = request.mutable_patient();
   for (const auto& arg : args) {
     if (auto v = FlagValue(arg, "patient")) {
@@ -327,6 +360,8 @@ int CommandCheck(const Options& options, const std::vector<std::string>& args,
   for (const auto& arg : args) {
     if (FlagValue(arg, "patient")) {
       continue;
+    } else if (arg == "--unary") {
+      unary = true;
     } else if (auto stored = FlagValue(arg, "stored")) {
       request.set_patient_id(*stored);
     } else if (auto pid = FlagValue(arg, "patient-id")) {
@@ -364,7 +399,7 @@ int CommandCheck(const Options& options, const std::vector<std::string>& args,
     }
     request.clear_patient();
   }
-  const CheckOutcome outcome = RunCheck(stub, options, request, /*print=*/true);
+  const CheckOutcome outcome = RunCheck(stub, options, request, /*print=*/true, unary);
   if (outcome.status.ok() && outcome.summary.has_value() && !options.json) {
     PrintSummary(*outcome.summary);
   }

@@ -1,16 +1,99 @@
 #!/usr/bin/env bash
-# Reruns the benchmarks and prints their figures (copy them into
-# docs/benchmarks.md with the date and machine). Builds in Release mode.
+# Runs every benchmark of issue 6 in one go and writes the figures into
+# docs/benchmarks.md, between the markers <!-- bench:begin --> and
+# <!-- bench:end --> (the analysis around them is written by hand).
+#
+#   ./scripts/bench.sh                   # full run (a few minutes), rewrites the figures
+#   VIGIL_BENCH_QUICK=1 ./scripts/bench.sh   # seconds-long smoke run; prints, writes nothing
+#
+# Builds in Release mode into build-release/ (or $VIGIL_BUILD_DIR). Starts its
+# own server (development mode, temporary database) on a free loopback port.
+# DDInter is read from $VIGIL_SHARED_DATA/ddinter (default ../shared/data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export VIGIL_BUILD_DIR="${VIGIL_BUILD_DIR:-build-release}"
-VIGIL_BUILD_TYPE=Release bash scripts/build.sh
+QUICK="${VIGIL_BENCH_QUICK:-0}"
+VIGIL_BUILD_TYPE=Release bash scripts/build.sh >&2
+BIN="$VIGIL_BUILD_DIR"
 SHARED="${VIGIL_SHARED_DATA:-$PWD/../shared/data}"
-echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r)"
-echo "## knowledge-base load (each line a fresh process)"
-echo "curated only:      $("$VIGIL_BUILD_DIR"/bench/vigil-bench-kb-load --runs=10 data/kb)"
-if [ -d "$SHARED/ddinter" ]; then
-  echo "curated + DDInter: $("$VIGIL_BUILD_DIR"/bench/vigil-bench-kb-load --runs=10 --import="$SHARED/ddinter" data/kb)"
+if [ "$QUICK" = 1 ]; then
+  E2E_SECONDS=1; ROUNDS=1; FANOUT_SECONDS=1; FANOUT_SUBSCRIBERS=10; ENGINE_MIN_TIME=0.01; KB_RUNS=1
+else
+  E2E_SECONDS="${VIGIL_BENCH_SECONDS:-10}"; ROUNDS=5; FANOUT_SECONDS=10; FANOUT_SUBSCRIBERS=100
+  ENGINE_MIN_TIME=0.5; KB_RUNS=10
 fi
-echo "## engine (Google Benchmark)"
-VIGIL_SHARED_DATA="$SHARED" "$VIGIL_BUILD_DIR"/bench/vigil-bench-engine --benchmark_min_time=0.5 2>&1 | grep -E "^BM_|^Benchmark"
+
+WORK="$(mktemp -d)"
+SERVER_PID=""
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Starts a server with the bundled base on a free port; sets ADDRESS.
+start_server() {
+  "$BIN/server/vigil-server" --listen=127.0.0.1:0 --kb="$PWD/data/kb" --db="$WORK/bench.db" \
+    --allow_plaintext 2>"$WORK/server.log" &
+  SERVER_PID=$!
+  for _ in $(seq 100); do
+    if grep -q '"event":"listening"' "$WORK/server.log"; then break; fi
+    sleep 0.1
+  done
+  local port
+  port="$(grep '"event":"listening"' "$WORK/server.log" | sed -E 's/.*"port":"([0-9]+)".*/\1/')"
+  [ -n "$port" ] || { echo "bench: the server did not start:" >&2; cat "$WORK/server.log" >&2; exit 1; }
+  ADDRESS="127.0.0.1:$port"
+}
+
+OUT="$WORK/figures.md"
+run() {  # prints the command, then runs it, into the figures
+  echo '```' >>"$OUT"
+  echo "\$ $*" | sed "s#$PWD/##g" >>"$OUT"
+  "$@" 2>&1 | tee -a "$OUT" >&2
+  echo '```' >>"$OUT"
+}
+
+{
+  echo "Figures from \`scripts/bench.sh\`, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
+  echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')),"\
+       "$(free -g | awk '/Mem:/{print $2}') GiB, $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)."
+  echo "Release build; server and load generators share the machine's cores."
+  echo
+  echo "### Knowledge-base load (each line a fresh process)"
+} >"$OUT"
+run "$BIN/bench/vigil-bench-kb-load" --runs="$KB_RUNS" "$PWD/data/kb"
+if [ -d "$SHARED/ddinter" ]; then
+  run "$BIN/bench/vigil-bench-kb-load" --runs="$KB_RUNS" --import="$SHARED/ddinter" "$PWD/data/kb"
+fi
+echo -e "\n### Engine (Google Benchmark; time per check, allocations per check and in a copy of its result)" >>"$OUT"
+run env VIGIL_SHARED_DATA="$SHARED" "$BIN/bench/vigil-bench-engine" --benchmark_min_time="$ENGINE_MIN_TIME"
+
+start_server
+echo -e "\n### End to end, one request in flight (floor: grpc.health.v1.Health/Check)" >>"$OUT"
+run "$BIN/bench/vigil-bench" --server="$ADDRESS" --channels=1 --in_flight=1 --seconds="$E2E_SECONDS" --rounds="$ROUNDS"
+echo -e "\n### End to end, saturated (4 connections, 32 requests in flight)" >>"$OUT"
+run "$BIN/bench/vigil-bench" --server="$ADDRESS" --channels=4 --in_flight=32 --seconds="$E2E_SECONDS" --rounds="$ROUNDS"
+echo -e "\n### Alert feed fan-out" >>"$OUT"
+run "$BIN/bench/vigil-bench-fanout" --server="$ADDRESS" --subscribers="$FANOUT_SUBSCRIBERS" --writers=4 \
+  --seconds="$FANOUT_SECONDS"
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
+
+if [ "$QUICK" = 1 ]; then
+  echo "bench: quick run finished; docs/benchmarks.md left as it is" >&2
+  exit 0
+fi
+DOC=docs/benchmarks.md
+if ! grep -q '<!-- bench:begin -->' "$DOC"; then
+  printf '\n## Latest figures\n\n<!-- bench:begin -->\n<!-- bench:end -->\n' >>"$DOC"
+fi
+python3 - "$DOC" "$OUT" <<'EOF'
+import sys
+doc, figures = sys.argv[1], open(sys.argv[2]).read()
+text = open(doc).read()
+begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+head, rest = text.split(begin, 1)
+_, tail = rest.split(end, 1)
+open(doc, "w").write(head + begin + "\n" + figures + end + tail)
+EOF
+echo "bench: figures written to $DOC" >&2

@@ -175,6 +175,17 @@ TEST(SecurityTest, EveryRpcNeedsAValidTokenAndItsRole) {
          }
          return reader->Finish().error_code();
        }},
+      {"CheckMedicationsUnary", "ehr-token", "sub-token",
+       [](const auto& ch, const std::string& token) {
+         grpc::ClientContext context;
+         v1::CheckMedicationsRequest request;
+         request.mutable_patient()->set_id("x");
+         request.add_proposed_medications()->set_drug("silperisone");
+         v1::CheckMedicationsResult result;
+         return v1::DecisionSupport::NewStub(ch)
+             ->CheckMedicationsUnary(WithToken(&context, token), request, &result)
+             .error_code();
+       }},
       {"PutPatient", "ehr-token", "clin-token",
        [](const auto& ch, const std::string& token) {
          grpc::ClientContext context;

@@ -124,6 +124,45 @@ TEST_F(EndToEndTest, CheckStreamsAlertsMostSevereFirstThenASummary) {
   EXPECT_TRUE(summary.complete());
 }
 
+TEST_F(EndToEndTest, UnaryCheckAnswersTheSameAlertsInOneMessage) {
+  const auto streamed = Check(RenalSertralineRequest());
+  ASSERT_TRUE(streamed.status.ok()) << streamed.status.error_message();
+  auto stub = v1::DecisionSupport::NewStub(*channel_);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::CheckMedicationsResult result;
+  const grpc::Status status = stub->CheckMedicationsUnary(&context, RenalSertralineRequest(), &result);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  // The same alerts in the same order, and the same summary.
+  ASSERT_EQ(static_cast<size_t>(result.alerts_size()) + 1, streamed.responses.size());
+  for (int i = 0; i < result.alerts_size(); ++i) {
+    EXPECT_EQ(result.alerts(i).SerializeAsString(),
+              streamed.responses[static_cast<size_t>(i)].alert().SerializeAsString());
+  }
+  EXPECT_EQ(result.summary().SerializeAsString(), streamed.responses.back().summary().SerializeAsString());
+  EXPECT_EQ(result.summary().alert_count(), result.alerts_size());
+
+  // An invalid request fails the same way.
+  grpc::ClientContext bad_context;
+  v1::CheckMedicationsResult bad;
+  const grpc::Status invalid = stub->CheckMedicationsUnary(&bad_context, v1::CheckMedicationsRequest(), &bad);
+  EXPECT_EQ(invalid.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(invalid.error_message().rfind("patient:", 0), 0u) << invalid.error_message();
+  EXPECT_EQ(bad.alerts_size(), 0);
+
+  // The client's --unary prints the same alerts and exits the same way.
+  int streamed_code = 0;
+  int unary_code = 0;
+  std::string streamed_out;
+  std::string unary_out;
+  Client({"check", "--patient-id=e2e-1", "--egfr=22", "--current=sertraline", "silperisone"}, &streamed_code,
+         &streamed_out);
+  Client({"check", "--unary", "--patient-id=e2e-1", "--egfr=22", "--current=sertraline", "silperisone"}, &unary_code,
+         &unary_out);
+  EXPECT_EQ(unary_code, streamed_code);
+  EXPECT_EQ(unary_out, streamed_out);
+}
+
 TEST_F(EndToEndTest, AlertIdsAreStableAcrossCalls) {
   const auto a = Check(RenalSertralineRequest());
   const auto b = Check(RenalSertralineRequest());

@@ -196,9 +196,10 @@ void EventHub::ReadPage(const std::shared_ptr<Subscription>& sub) {
         }
         sub->cursor_ = e.number;
         if (sub->filter_.Matches(e.event)) {
-          auto& msg = sub->queue_.emplace_back();
-          msg.set_event_number(e.number);
-          *msg.mutable_alert_event() = std::move(e.event);
+          auto msg = std::make_shared<v1::SubscribeResponse>();
+          msg->set_event_number(e.number);
+          *msg->mutable_alert_event() = std::move(e.event);
+          sub->queue_.push_back(std::move(msg));
         }
       }
       if (sub->cursor_ >= latest_) {
@@ -220,6 +221,15 @@ void EventHub::Publish(const std::vector<StoredEvent>& events) {
   if (events.empty()) {
     return;
   }
+  // Each event becomes one message, shared by every subscriber it matches.
+  std::vector<std::shared_ptr<const v1::SubscribeResponse>> messages;
+  messages.reserve(events.size());
+  for (const auto& e : events) {
+    auto msg = std::make_shared<v1::SubscribeResponse>();
+    msg->set_event_number(e.number);
+    *msg->mutable_alert_event() = e.event;
+    messages.push_back(std::move(msg));
+  }
   std::vector<std::shared_ptr<Subscription>> to_notify;
   {
     absl::MutexLock lock(&mu_);
@@ -240,7 +250,8 @@ void EventHub::Publish(const std::vector<StoredEvent>& events) {
         continue;
       }
       bool added = false;
-      for (const auto& e : events) {
+      for (size_t i = 0; i < events.size(); ++i) {
+        const auto& e = events[i];
         if (e.number <= sub->cursor_) {
           continue;
         }
@@ -248,9 +259,7 @@ void EventHub::Publish(const std::vector<StoredEvent>& events) {
         if (!sub->filter_.Matches(e.event)) {
           continue;
         }
-        auto& msg = sub->queue_.emplace_back();
-        msg.set_event_number(e.number);
-        *msg.mutable_alert_event() = e.event;
+        sub->queue_.push_back(messages[i]);
         added = true;
       }
       if (added) {
@@ -304,10 +313,10 @@ size_t EventHub::subscriber_count() const {
   return subs_.size();
 }
 
-v1::SubscribeResponse EventHub::Heartbeat(int64_t latest) {
-  v1::SubscribeResponse msg;
-  msg.set_event_number(latest);
-  msg.mutable_heartbeat()->set_time(absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()));
+std::shared_ptr<const v1::SubscribeResponse> EventHub::Heartbeat(int64_t latest) {
+  auto msg = std::make_shared<v1::SubscribeResponse>();
+  msg->set_event_number(latest);
+  msg->mutable_heartbeat()->set_time(absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()));
   return msg;
 }
 

@@ -44,7 +44,9 @@ class Subscription : public std::enable_shared_from_this<Subscription> {
   struct Action {
     enum class Kind { kNothing, kWrite, kFinish };
     Kind kind = Kind::kNothing;
-    v1::SubscribeResponse message;
+    // Shared, immutable: a published event is one message for every
+    // subscriber, never copied per subscriber.
+    std::shared_ptr<const v1::SubscribeResponse> message;
     absl::Status status;
   };
 
@@ -76,7 +78,7 @@ class Subscription : public std::enable_shared_from_this<Subscription> {
   const EventFilter filter_;
 
   mutable absl::Mutex mu_;
-  std::deque<v1::SubscribeResponse> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::shared_ptr<const v1::SubscribeResponse>> queue_ ABSL_GUARDED_BY(mu_);
   // Highest event number read or enqueued so far (replay cursor).
   int64_t cursor_ ABSL_GUARDED_BY(mu_);
   int64_t last_delivered_ ABSL_GUARDED_BY(mu_);
@@ -142,7 +144,7 @@ class EventHub {
   void RequestPage(std::shared_ptr<Subscription> sub);
   void ReadPage(const std::shared_ptr<Subscription>& sub);
   void Tick();
-  static v1::SubscribeResponse Heartbeat(int64_t latest);
+  static std::shared_ptr<const v1::SubscribeResponse> Heartbeat(int64_t latest);
 
   Store* const store_;
   const Options options_;

@@ -213,7 +213,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
         return;
       }
     }
-    sub_->Delivered(current_);
+    sub_->Delivered(*current_);
     Kick();
   }
 
@@ -245,7 +245,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
       case Subscription::Action::Kind::kWrite:
         writing_ = true;
         current_ = std::move(action.message);
-        StartWrite(&current_);
+        StartWrite(current_.get());
         break;
       case Subscription::Action::Kind::kFinish:
         finished_ = true;
@@ -264,62 +264,91 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
-  v1::SubscribeResponse current_;
+  // The message being written (shared with the other subscribers).
+  std::shared_ptr<const v1::SubscribeResponse> current_;
 };
 
 }  // namespace
 
-grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* DecisionSupportService::CheckMedications(
-    grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request) {
-  constexpr char kMethod[] = "vigil.v1.DecisionSupport/CheckMedications";
-  auto* streamer = new ResponseStreamer();
+void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request,
+                                      absl::string_view method,
+                                      std::function<void(absl::StatusOr<ScreeningResult>)> done) {
   const std::string patient_id = request->patient_id().empty() ? request->patient().id() : request->patient_id();
-  auto finish = [this, streamer](v1::AuditEvent audit, std::vector<v1::CheckMedicationsResponse> responses,
-                                 const absl::Status& status) {
-    audit.set_outcome(CodeName(status));
-    if (deps_.metrics != nullptr) {
-      for (const auto& r : responses) {
-        if (r.has_alert()) {
-          deps_.metrics->CountAlert(v1::AlertKind_Name(r.alert().kind()), v1::Severity_Name(r.alert().severity()));
-        }
+  auto finish = [this, done = std::move(done)](v1::AuditEvent audit, absl::StatusOr<ScreeningResult> result) {
+    audit.set_outcome(CodeName(result.status()));
+    if (deps_.metrics != nullptr && result.ok()) {
+      for (const auto& alert : result->alerts) {
+        deps_.metrics->CountAlert(v1::AlertKind_Name(alert.kind()), v1::Severity_Name(alert.severity()));
       }
     }
     // Screening does not wait for its audit record to be durable: it is
     // written with the next group commit (see AuditLog), so a check costs no
     // fsync. Writes of patient data still wait for theirs.
     deps_.audit->Record(std::move(audit), nullptr);
-    streamer->Start(std::move(responses), ToGrpcStatus(status));
+    done(std::move(result));
   };
   auto caller = Authorize(*deps_.auth, context, Role::kEhr, deps_.rate_limiter);
+  v1::AuditEvent audit = AuditOf(context, method, "E", caller->name, patient_id);
   if (!caller.ok()) {
-    finish(AuditOf(context, kMethod, "E", caller->name, patient_id), {}, caller.status());
-    return streamer;
+    finish(std::move(audit), caller.status());
+    return;
   }
-  v1::AuditEvent audit = AuditOf(context, kMethod, "E", caller->name, patient_id);
   if (auto status = ValidateCheckRequest(*request); !status.ok()) {
-    finish(std::move(audit), {}, status);
-    return streamer;
+    finish(std::move(audit), status);
+    return;
   }
   if (!request->patient_id().empty()) {
     // The stored context is read on the database worker.
-    deps_.db_worker->Post([this, request, finish, audit = std::move(audit)]() mutable {
+    deps_.db_worker->Post([this, request, finish = std::move(finish), audit = std::move(audit)]() mutable {
       auto patient = deps_.registry->GetPatient(request->patient_id());
       if (!patient.ok()) {
-        finish(std::move(audit), {}, patient.status());
+        finish(std::move(audit), patient.status());
         return;
       }
       const auto kb = deps_.kb->Get();
-      finish(std::move(audit), ToResponses(Screen(*kb, *patient, request->proposed_medications())), absl::OkStatus());
+      finish(std::move(audit), Screen(*kb, *patient, request->proposed_medications()));
     });
-    return streamer;
+    return;
   }
   // Screening is CPU-only and bounded by the request limits (microseconds to
   // a few milliseconds), so it runs here, on the callback thread, without
   // blocking on I/O and without a thread hop.
   const auto kb = deps_.kb->Get();
-  finish(std::move(audit), ToResponses(Screen(*kb, request->patient(), request->proposed_medications())),
-         absl::OkStatus());
+  finish(std::move(audit), Screen(*kb, request->patient(), request->proposed_medications()));
+}
+
+grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* DecisionSupportService::CheckMedications(
+    grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request) {
+  auto* streamer = new ResponseStreamer();
+  RunCheck(context, request, "vigil.v1.DecisionSupport/CheckMedications",
+           [streamer](absl::StatusOr<ScreeningResult> result) {
+             if (!result.ok()) {
+               streamer->Start({}, ToGrpcStatus(result.status()));
+               return;
+             }
+             streamer->Start(ToResponses(*std::move(result)), grpc::Status::OK);
+           });
   return streamer;
+}
+
+grpc::ServerUnaryReactor* DecisionSupportService::CheckMedicationsUnary(grpc::CallbackServerContext* context,
+                                                                        const v1::CheckMedicationsRequest* request,
+                                                                        v1::CheckMedicationsResult* response) {
+  auto* reactor = context->DefaultReactor();
+  RunCheck(context, request, "vigil.v1.DecisionSupport/CheckMedicationsUnary",
+           [reactor, response](absl::StatusOr<ScreeningResult> result) {
+             if (!result.ok()) {
+               reactor->Finish(ToGrpcStatus(result.status()));
+               return;
+             }
+             response->mutable_alerts()->Reserve(static_cast<int>(result->alerts.size()));
+             for (auto& alert : result->alerts) {
+               *response->add_alerts() = std::move(alert);
+             }
+             *response->mutable_summary() = std::move(result->summary);
+             reactor->Finish(grpc::Status::OK);
+           });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* DrugCatalogService::GetDrug(grpc::CallbackServerContext* context,

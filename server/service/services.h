@@ -4,10 +4,12 @@
 #ifndef VIGIL_SERVER_SERVICE_SERVICES_H_
 #define VIGIL_SERVER_SERVICE_SERVICES_H_
 
+#include <functional>
 #include <memory>
 
 #include "server/common/metrics.h"
 #include "server/common/worker.h"
+#include "server/engine/screening.h"
 #include "server/feed/event_hub.h"
 #include "server/feed/registry.h"
 #include "server/kb/holder.h"
@@ -46,8 +48,17 @@ class DecisionSupportService final : public v1::DecisionSupport::CallbackService
   explicit DecisionSupportService(const ServiceDeps& deps) : deps_(deps) {}
   grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* CheckMedications(
       grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request) override;
+  grpc::ServerUnaryReactor* CheckMedicationsUnary(grpc::CallbackServerContext* context,
+                                                  const v1::CheckMedicationsRequest* request,
+                                                  v1::CheckMedicationsResult* response) override;
 
  private:
+  // Authorizes, validates, audits and screens a check (inline, or on the
+  // database worker for a stored patient); `done` runs once with the result
+  // or the error. The shared body of both check RPCs.
+  void RunCheck(grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request,
+                absl::string_view method, std::function<void(absl::StatusOr<ScreeningResult>)> done);
+
   const ServiceDeps deps_;
 };
 
