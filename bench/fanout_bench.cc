@@ -37,15 +37,18 @@ ABSL_FLAG(int, subscribers, 100, "Subscribers (streams).");
 ABSL_FLAG(int, channels, 4, "Connections the subscribers share.");
 ABSL_FLAG(int, writers, 4, "Concurrent PutPatient loops.");
 ABSL_FLAG(double, seconds, 10, "Measured seconds of writing.");
+ABSL_FLAG(double, rate, 5000, "Events per second to publish (writers pace themselves); 0: as fast as they can.");
 ABSL_FLAG(std::string, token, "", "Bearer token (needs the ehr and feed roles).");
 
 namespace {
 
-// A current medication list that raises several alerts with silperisone
-// (CNS depressants, serotonergic and QT partners from the bundled base), and
-// one that resolves them.
-const std::vector<const char*> kRaising = {"silperisone", "diazepam", "tramadol", "zolpidem",
-                                           "oxycodone",   "sertraline", "phenobarbital"};
+// A polypharmacy medication list that raises 43 alerts in review (CNS
+// depressants, serotonergic and QT partners from the bundled base), and one
+// that resolves them: each write publishes tens of events, as a busy ward's
+// writes would.
+const std::vector<const char*> kRaising = {"silperisone", "diazepam",   "tramadol",    "zolpidem",
+                                           "oxycodone",   "sertraline", "phenobarbital", "lorazepam",
+                                           "morphine",    "fluoxetine", "quetiapine",  "amitriptyline"};
 const std::vector<const char*> kResolving = {"silperisone"};
 
 void AddToken(grpc::ClientContext* context, const std::string& token) {
@@ -152,6 +155,7 @@ int main(int argc, char** argv) {
   const int writers = std::max(1, absl::GetFlag(FLAGS_writers));
   const double seconds = absl::GetFlag(FLAGS_seconds);
   const std::string token = absl::GetFlag(FLAGS_token);
+  const double rate = absl::GetFlag(FLAGS_rate);
   const std::string run = absl::StrCat("fanout-", absl::ToUnixMicros(absl::Now()));
 
   std::vector<std::shared_ptr<grpc::Channel>> chans;
@@ -224,6 +228,12 @@ int main(int argc, char** argv) {
     threads.emplace_back([&, w] {
       auto stub = vigil::v1::Patients::NewStub(chans[static_cast<size_t>(channels + w)]);
       for (int64_t k = 0; std::chrono::steady_clock::now() < deadline; ++k) {
+        // Pacing: wait while more events are out than the rate allows.
+        while (rate > 0 && std::chrono::steady_clock::now() < deadline &&
+               static_cast<double>(published.load()) >
+                   rate * std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count()) {
+          std::this_thread::sleep_for(std::chrono::microseconds(500));
+        }
         vigil::v1::PutPatientResponse response;
         const auto st = put(stub.get(), absl::StrCat(run, "-w", w, "-p", k % 8), (k / 8) % 2 == 0 ? kRaising : kResolving,
                             &response);
@@ -265,8 +275,8 @@ int main(int argc, char** argv) {
     short_subscribers += s->events_ == expected ? 0 : 1;
   }
   std::sort(all.begin(), all.end());
-  std::printf("server %s: %d subscribers on %d connections, %d writers, %.1f s of writes\n",
-              absl::GetFlag(FLAGS_server).c_str(), subscribers, channels, writers, write_seconds);
+  std::printf("server %s: %d subscribers on %d connections, %d writers, %.1f s of writes, target %.0f events/s\n",
+              absl::GetFlag(FLAGS_server).c_str(), subscribers, channels, writers, write_seconds, rate);
   std::printf("writes   %lld PutPatient (%.0f/s, %lld errors), %lld events published (%.0f events/s)\n",
               static_cast<long long>(puts.load()), static_cast<double>(puts.load()) / write_seconds,
               static_cast<long long>(put_errors.load()), static_cast<long long>(expected),
