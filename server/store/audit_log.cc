@@ -34,6 +34,7 @@ void AuditLog::Record(v1::AuditEvent event, std::function<void(const absl::Statu
     if (queue_.size() >= max_pending_) {
       // The oldest record gives way: the disk has been failing for a while.
       overflow = std::move(queue_.front().second);
+      waiting_ -= overflow ? 1 : 0;
       queue_.pop_front();
       ++settled_total_;
       if (dropped_++ % 1000 == 0) {
@@ -41,6 +42,7 @@ void AuditLog::Record(v1::AuditEvent event, std::function<void(const absl::Statu
                                            {"pending_limit", std::to_string(max_pending_)}});
       }
     }
+    waiting_ += done ? 1 : 0;
     queue_.emplace_back(std::move(event), std::move(done));
     ++queued_total_;
   }
@@ -86,6 +88,15 @@ void AuditLog::Run() {
       mu_.Await(absl::Condition(
           +[](AuditLog* log) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu_) { return log->stopping_ || !log->queue_.empty(); },
           this));
+      if (!stopping_ && waiting_ == 0 && queue_.size() < kMaxBatch) {
+        // Only records nobody waits for: gather more for one commit.
+        mu_.AwaitWithTimeout(absl::Condition(
+                                 +[](AuditLog* log) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu_) {
+                                   return log->stopping_ || log->waiting_ > 0 || log->queue_.size() >= kMaxBatch;
+                                 },
+                                 this),
+                             kBatchWindow);
+      }
       if (queue_.empty() || last_attempt) {
         if (!queue_.empty()) {
           LogError("audit_records_lost_at_shutdown", {{"records", std::to_string(queue_.size())}});
@@ -94,6 +105,7 @@ void AuditLog::Run() {
       }
       last_attempt = stopping_;
       batch.swap(queue_);
+      waiting_ = 0;
     }
     std::vector<v1::AuditEvent> events;
     std::vector<std::function<void(const absl::Status&)>> callbacks;
