@@ -1,0 +1,146 @@
+// Tests of the audit trail's writer against a real SQLite store, with real
+// write failures injected by a trigger that aborts every insert into the
+// audit table (and is dropped to clear the fault).
+#include "server/store/audit_log.h"
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "server/store/sqlite_store.h"
+#include "tests/test_util.h"
+
+namespace vigil {
+namespace {
+
+using ::vigil::testing::TempDir;
+
+void Exec(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  char* error = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &error), SQLITE_OK) << (error ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+void BreakAuditWrites(const std::string& path) {
+  Exec(path, "CREATE TRIGGER injected_fault BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'injected fault'); END;");
+}
+
+void RepairAuditWrites(const std::string& path) { Exec(path, "DROP TRIGGER injected_fault;"); }
+
+v1::AuditEvent Event(int i) {
+  v1::AuditEvent event;
+  event.set_method("vigil.v1.DecisionSupport/CheckMedications");
+  event.set_action("E");
+  event.set_agent("test");
+  event.set_patient_id(absl::StrCat("p", i));
+  event.set_outcome("OK");
+  return event;
+}
+
+std::vector<std::string> StoredPatients(Store& store) {
+  std::vector<std::string> ids;
+  auto events = store.ReadAudit(0, 1000);
+  EXPECT_TRUE(events.ok()) << events.status();
+  if (events.ok()) {
+    for (const auto& e : *events) {
+      ids.push_back(e.patient_id());
+    }
+  }
+  return ids;
+}
+
+// Waits until `predicate` holds, at most 10 s.
+template <typename Predicate>
+bool Eventually(Predicate predicate) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!predicate()) {
+    if (absl::Now() > deadline) {
+      return false;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
+TEST(AuditLogTest, RecordsNobodyWaitsForAreWrittenInOrder) {
+  TempDir dir;
+  auto store = SqliteStore::Open(dir.path() + "/v.db");
+  ASSERT_TRUE(store.ok()) << store.status();
+  AuditLog log(store->get());
+  for (int i = 0; i < 50; ++i) {
+    log.Record(Event(i), nullptr);
+  }
+  ASSERT_TRUE(log.WaitUntilWritten(absl::Seconds(10)));
+  const auto ids = StoredPatients(**store);
+  ASSERT_EQ(ids.size(), 50u);
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(ids[static_cast<size_t>(i)], absl::StrCat("p", i));
+  }
+  EXPECT_EQ(log.written(), 50);
+  EXPECT_EQ(log.pending(), 0);
+}
+
+TEST(AuditLogTest, FailedWritesAreKeptAndRetriedUntilTheFaultClears) {
+  TempDir dir;
+  const std::string path = dir.path() + "/v.db";
+  auto store = SqliteStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  BreakAuditWrites(path);
+  AuditLog log(store->get());
+  for (int i = 0; i < 10; ++i) {
+    log.Record(Event(i), nullptr);
+  }
+  // A caller that waits hears of the failure, and is not held up by it.
+  absl::Notification told;
+  absl::Status told_status;
+  log.Record(Event(10), [&](const absl::Status& status) {
+    told_status = status;
+    told.Notify();
+  });
+  ASSERT_TRUE(told.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_FALSE(told_status.ok());
+  EXPECT_NE(told_status.message().find("injected fault"), std::string::npos) << told_status;
+  EXPECT_GT(log.failed(), 0);
+  EXPECT_FALSE(log.WaitUntilWritten(absl::Milliseconds(200)));
+  EXPECT_TRUE(StoredPatients(**store).empty());
+
+  RepairAuditWrites(path);
+  ASSERT_TRUE(log.WaitUntilWritten(absl::Seconds(10)));
+  const auto ids = StoredPatients(**store);
+  ASSERT_EQ(ids.size(), 11u);
+  for (int i = 0; i <= 10; ++i) {
+    EXPECT_EQ(ids[static_cast<size_t>(i)], absl::StrCat("p", i));
+  }
+  EXPECT_EQ(log.dropped(), 0);
+}
+
+TEST(AuditLogTest, BeyondThePendingLimitTheOldestGiveWayAndAreCounted) {
+  TempDir dir;
+  const std::string path = dir.path() + "/v.db";
+  auto store = SqliteStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  BreakAuditWrites(path);
+  AuditLog log(store->get(), /*max_pending=*/5);
+  for (int i = 0; i < 20; ++i) {
+    log.Record(Event(i), nullptr);
+  }
+  ASSERT_TRUE(Eventually([&] { return log.failed() > 0 && log.pending() == 5; }))
+      << "failed " << log.failed() << ", pending " << log.pending();
+  EXPECT_EQ(log.dropped(), 15);
+  RepairAuditWrites(path);
+  ASSERT_TRUE(log.WaitUntilWritten(absl::Seconds(10)));
+  EXPECT_EQ(StoredPatients(**store), (std::vector<std::string>{"p15", "p16", "p17", "p18", "p19"}));
+}
+
+}  // namespace
+}  // namespace vigil
