@@ -1,5 +1,5 @@
-// Fault injection against a real server process: the database's disk fills
-// up. Writes must fail with UNAVAILABLE and a message that says why,
+// Fault injection against a real server process: kill -9 in the middle of
+// concurrent writes, and the database's disk filling up. Writes must fail with UNAVAILABLE and a message that says why,
 // screening must keep working, nothing that was acknowledged may be lost, and
 // writes must resume once space is freed.
 //
@@ -18,8 +18,11 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <atomic>
 #include <map>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -29,6 +32,7 @@
 #include "gtest/gtest.h"
 #include "tests/server_process.h"
 #include "vigil/v1/admin.grpc.pb.h"
+#include "vigil/v1/alert_feed.grpc.pb.h"
 #include "vigil/v1/decision_support.grpc.pb.h"
 #include "vigil/v1/patients.grpc.pb.h"
 
@@ -106,13 +110,13 @@ class Api {
         checks_(v1::DecisionSupport::NewStub(channel_)),
         admin_(v1::Admin::NewStub(channel_)) {}
 
-  grpc::Status Put(const v1::Patient& patient) {
+  grpc::Status Put(const v1::Patient& patient, v1::PutPatientResponse* response = nullptr) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     v1::PutPatientRequest request;
     *request.mutable_patient() = patient;
-    v1::PutPatientResponse response;
-    return patients_->PutPatient(&context, request, &response);
+    v1::PutPatientResponse ignored;
+    return patients_->PutPatient(&context, request, response != nullptr ? response : &ignored);
   }
 
   grpc::Status Get(const std::string& id, v1::Patient* patient) {
@@ -269,6 +273,163 @@ TEST(FaultTest, FullDiskFailsWritesClearlyScreeningGoesOnAndWritesResume) {
   ASSERT_TRUE(restarted.ok()) << restarted.log();
   Api api(restarted.address());
   ExpectAcknowledgedWritesStored(api, acked);
+}
+
+// Reads the whole feed from `after` on a thread until the stream ends,
+// recording every event number.
+class FeedReader {
+ public:
+  FeedReader(const std::string& address, int64_t after)
+      : after_(after),
+        channel_(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())),
+        stub_(v1::AlertFeed::NewStub(channel_)) {
+    thread_ = std::thread([this, after] {
+      v1::SubscribeRequest request;
+      request.set_after_event_number(after);
+      auto reader = stub_->Subscribe(&context_, request);
+      v1::SubscribeResponse response;
+      while (reader->Read(&response)) {
+        if (response.has_alert_event()) {
+          std::lock_guard<std::mutex> lock(mu_);
+          numbers_.push_back(response.event_number());
+        }
+      }
+      status_ = reader->Finish();
+    });
+  }
+  ~FeedReader() {
+    if (thread_.joinable()) {
+      context_.TryCancel();
+      thread_.join();
+    }
+  }
+  std::vector<int64_t> numbers() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return numbers_;
+  }
+  bool WaitFor(int64_t number) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if ((numbers_.empty() ? after_ : numbers_.back()) >= number) {
+          return true;
+        }
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return false;
+  }
+  // Waits for the stream to end (the server went away).
+  void WaitForEnd() { thread_.join(); }
+
+ private:
+  const int64_t after_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::AlertFeed::Stub> stub_;
+  grpc::ClientContext context_;
+  std::mutex mu_;
+  std::vector<int64_t> numbers_;
+  grpc::Status status_;
+  std::thread thread_;
+};
+
+TEST(FaultTest, KillDuringWritesLosesNoAcknowledgedWriteOrEvent) {
+  char dir[] = "/tmp/vigil-kill-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string db = absl::StrCat("--db=", dir, "/vigil.db");
+  constexpr int kWriters = 4;
+  // Per writer: the contexts it sent, in order, and how many were
+  // acknowledged (the rest were in flight or refused when the server died).
+  std::vector<std::vector<v1::Patient>> sent(kWriters);
+  std::vector<int> acknowledged(kWriters, 0);
+  int64_t highest_acknowledged_event = 0;
+  std::vector<int64_t> before_kill;
+  {
+    ServerProcess server({absl::StrCat("--kb=", VIGIL_BUNDLED_KB), db});
+    ASSERT_TRUE(server.ok()) << server.log();
+    auto reader = std::make_unique<FeedReader>(server.address(), 0);
+    std::atomic<bool> stop{false};
+    std::atomic<int64_t> acks{0};
+    std::mutex mu;
+    std::vector<std::thread> writers;
+    for (int w = 0; w < kWriters; ++w) {
+      writers.emplace_back([&, w] {
+        auto stub = v1::Patients::NewStub(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
+        for (int k = 0; !stop.load(); ++k) {
+          const v1::Patient p = Patient(absl::StrCat("kill-", w), k);
+          {
+            std::lock_guard<std::mutex> lock(mu);
+            sent[static_cast<size_t>(w)].push_back(p);
+          }
+          grpc::ClientContext context;
+          context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+          v1::PutPatientRequest request;
+          *request.mutable_patient() = p;
+          v1::PutPatientResponse response;
+          if (!stub->PutPatient(&context, request, &response).ok()) {
+            return;  // the server is gone
+          }
+          std::lock_guard<std::mutex> lock(mu);
+          acknowledged[static_cast<size_t>(w)] = k + 1;
+          highest_acknowledged_event = std::max(highest_acknowledged_event, response.last_event_number());
+          ++acks;
+        }
+      });
+    }
+    // kill -9 in the middle of the writes, once a good number went through.
+    while (acks.load() < 40) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    server.Stop(SIGKILL);
+    stop = true;
+    for (auto& t : writers) {
+      t.join();
+    }
+    reader->WaitForEnd();
+    before_kill = reader->numbers();
+  }
+  ServerProcess restarted({absl::StrCat("--kb=", VIGIL_BUNDLED_KB), db});
+  ASSERT_TRUE(restarted.ok()) << restarted.log();
+  Api api(restarted.address());
+  // Every acknowledged write is stored: the last acknowledged context of each
+  // writer, or the one after it if that was in flight and committed.
+  for (int w = 0; w < kWriters; ++w) {
+    const int acked = acknowledged[static_cast<size_t>(w)];
+    ASSERT_GT(acked, 0) << "writer " << w << " never got an answer";
+    v1::Patient stored;
+    const grpc::Status status = api.Get(absl::StrCat("kill-", w), &stored);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    const auto& mine = sent[static_cast<size_t>(w)];
+    const double last_acked = mine[static_cast<size_t>(acked - 1)].weight_kg();
+    const bool in_flight_committed =
+        static_cast<size_t>(acked) < mine.size() && stored.weight_kg() == mine[static_cast<size_t>(acked)].weight_kg();
+    EXPECT_TRUE(stored.weight_kg() == last_acked || in_flight_committed)
+        << "writer " << w << ": stored variant " << stored.weight_kg() << ", last acknowledged " << last_acked;
+  }
+  // The subscriber that saw events before the kill resumes after its last
+  // one: the numbers continue with no gap and no repeat, through every
+  // acknowledged event.
+  const int64_t resume_after = before_kill.empty() ? 0 : before_kill.back();
+  for (size_t i = 0; i < before_kill.size(); ++i) {
+    ASSERT_EQ(before_kill[i], static_cast<int64_t>(i) + 1) << "before the kill";
+  }
+  FeedReader resumed(restarted.address(), resume_after);
+  ASSERT_TRUE(resumed.WaitFor(highest_acknowledged_event))
+      << "acknowledged events up to " << highest_acknowledged_event << " not all delivered after the restart";
+  // And the feed goes on: a new write's events follow without a gap, and
+  // take no number an acknowledged event had.
+  v1::PutPatientResponse next;
+  ASSERT_TRUE(api.Put(Patient("kill-after", 1), &next).ok());
+  ASSERT_GT(next.raised_size(), 0);
+  EXPECT_GT(next.last_event_number() - next.raised_size() - next.resolved_size(), highest_acknowledged_event - 1);
+  ASSERT_TRUE(resumed.WaitFor(next.last_event_number()));
+  const auto after = resumed.numbers();
+  ASSERT_FALSE(after.empty());
+  for (size_t i = 0; i < after.size(); ++i) {
+    ASSERT_EQ(after[i], resume_after + static_cast<int64_t>(i) + 1) << "after the restart, position " << i;
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
