@@ -202,10 +202,17 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
   }
 
   void OnWriteDone(bool ok) override {
+    if (ok) {
+      sub_->Delivered(*current_);
+    }
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
-      if (!ok) {
+      // A cancellation that came while this write was in flight left the
+      // finish to here (OnCancel cannot finish during a write); without it
+      // the call would never end, holding its subscription and blocking the
+      // server's shutdown.
+      if (!ok || cancelled_) {
         if (!finished_) {
           finished_ = true;
           Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream closed by the client"));
@@ -213,7 +220,6 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
         return;
       }
     }
-    sub_->Delivered(*current_);
     Kick();
   }
 
