@@ -172,7 +172,10 @@ grpc::ServerUnaryReactor* Rejected(grpc::CallbackServerContext* context, const a
 }
 
 // One subscription's stream: pulls messages from the domain Subscription,
-// one write in flight at a time.
+// one write in flight at a time. Outside a reaction (Begin, Reject, Kick from
+// the hub's threads) Finish is called with mu_ released and nothing of the
+// reactor is touched afterwards: gRPC may run OnDone, which deletes it, on
+// another thread as soon as Finish is called.
 class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResponse> {
  public:
   SubscribeReactor(grpc::CallbackServerContext* context, EventHub* hub) : context_(context), hub_(hub) {}
@@ -180,24 +183,28 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
   // Begin and Reject may run on another thread after the call was
   // cancelled: the reactor then finishes here (OnCancel defers to them).
   void Begin(std::shared_ptr<Subscription> sub) {
+    bool cancelled = false;
     {
       absl::MutexLock lock(&mu_);
       sub_ = std::move(sub);
       started_ = true;
-      if (cancelled_) {
-        finished_ = true;
-        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "subscription cancelled"));
-        return;
-      }
+      cancelled = cancelled_;
+      finished_ = finished_ || cancelled;
+    }
+    if (cancelled) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "subscription cancelled"));
+      return;
     }
     sub_->Attach([this] { Kick(); }, [this] { context_->TryCancel(); });
     Kick();
   }
 
   void Reject(const grpc::Status& status) {
-    absl::MutexLock lock(&mu_);
-    started_ = true;
-    finished_ = true;
+    {
+      absl::MutexLock lock(&mu_);
+      started_ = true;
+      finished_ = true;
+    }
     Finish(status);
   }
 
@@ -242,23 +249,29 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
 
  private:
   void Kick() {
-    absl::MutexLock lock(&mu_);
-    if (writing_ || finished_ || cancelled_) {
-      return;
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      if (writing_ || finished_ || cancelled_) {
+        return;
+      }
+      Subscription::Action action = sub_->Next();
+      switch (action.kind) {
+        case Subscription::Action::Kind::kWrite:
+          writing_ = true;
+          current_ = std::move(action.message);
+          StartWrite(current_.get());
+          break;
+        case Subscription::Action::Kind::kFinish:
+          finished_ = true;
+          finish = ToGrpcStatus(action.status);
+          break;
+        case Subscription::Action::Kind::kNothing:
+          break;
+      }
     }
-    Subscription::Action action = sub_->Next();
-    switch (action.kind) {
-      case Subscription::Action::Kind::kWrite:
-        writing_ = true;
-        current_ = std::move(action.message);
-        StartWrite(current_.get());
-        break;
-      case Subscription::Action::Kind::kFinish:
-        finished_ = true;
-        Finish(ToGrpcStatus(action.status));
-        break;
-      case Subscription::Action::Kind::kNothing:
-        break;
+    if (finish.has_value()) {
+      Finish(*finish);
     }
   }
 
