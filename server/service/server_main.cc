@@ -29,6 +29,7 @@
 #include "server/common/log.h"
 #include "server/common/metrics.h"
 #include "server/service/metrics_interceptor.h"
+#include "server/service/parse_error_interceptor.h"
 #include "server/common/worker.h"
 #include "server/feed/event_hub.h"
 #include "server/feed/registry.h"
@@ -257,6 +258,8 @@ int main(int argc, char** argv) {
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, absl::GetFlag(FLAGS_max_concurrent_streams));
   {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+    // First, so that the metrics count the status it corrects.
+    interceptors.push_back(std::make_unique<vigil::ParseErrorInterceptorFactory>());
     interceptors.push_back(std::make_unique<vigil::MetricsInterceptorFactory>(&metrics));
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
   }
