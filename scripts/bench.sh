@@ -6,14 +6,18 @@
 #   ./scripts/bench.sh                   # full run (a few minutes), rewrites the figures
 #   VIGIL_BENCH_QUICK=1 ./scripts/bench.sh   # seconds-long smoke run; prints, writes nothing
 #
-# Builds in Release mode into build-release/ (or $VIGIL_BUILD_DIR). Starts its
+# Builds in Release mode into build-release/ (or $VIGIL_BUILD_DIR; with
+# VIGIL_BENCH_BUILD=0 it uses that build as it is, as the ctest smoke run
+# does). Starts its
 # own server (development mode, temporary database) on a free loopback port.
 # DDInter is read from $VIGIL_SHARED_DATA/ddinter (default ../shared/data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export VIGIL_BUILD_DIR="${VIGIL_BUILD_DIR:-build-release}"
 QUICK="${VIGIL_BENCH_QUICK:-0}"
-VIGIL_BUILD_TYPE=Release bash scripts/build.sh >&2
+if [ "${VIGIL_BENCH_BUILD:-1}" = 1 ]; then
+  VIGIL_BUILD_TYPE=Release bash scripts/build.sh >&2
+fi
 BIN="$VIGIL_BUILD_DIR"
 SHARED="${VIGIL_SHARED_DATA:-$PWD/../shared/data}"
 if [ "$QUICK" = 1 ]; then
