@@ -362,6 +362,27 @@ TEST_F(EndToEndTest, ClientDrugShowsTheMonograph) {
   }
 }
 
+// SIGTERM: calls in flight get the grace period, but a client that only
+// keeps its connection open must not hold the server up for it (gRPC's own
+// Shutdown would wait the whole grace for such a connection).
+TEST(EndToEndShutdownTest, AnIdleConnectionDoesNotHoldUpShutdown) {
+  ServerProcess server({absl::StrCat("--kb=", VIGIL_BUNDLED_KB), "--shutdown_grace_seconds=60"});
+  ASSERT_TRUE(server.ok()) << server.log();
+  auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::GetKnowledgeBaseRequest request;
+    v1::KnowledgeBase info;
+    ASSERT_TRUE(v1::DrugCatalog::NewStub(channel)->GetKnowledgeBase(&context, request, &info).ok());
+  }
+  ASSERT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+  // Well under the 60 s grace; Stop returns -1 when the timeout passes.
+  const int status = server.Stop(SIGTERM, /*timeout_seconds=*/15);
+  ASSERT_NE(status, -1) << "the server waited for an idle connection\n" << server.log();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << server.log();
+}
+
 TEST(EndToEndStartupTest, UnreachableServerGivesExitCode69) {
   const auto result = RunCommand({VIGIL_CLIENT_BIN, "--server=127.0.0.1:1", "--timeout=2", "check", "silperisone"});
   EXPECT_EQ(result.exit_code, 69);

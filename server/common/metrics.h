@@ -4,6 +4,7 @@
 #define VIGIL_SERVER_COMMON_METRICS_H_
 
 #include <array>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <string>
@@ -27,6 +28,11 @@ class Metrics {
   // One alert sent by a check.
   void CountAlert(const std::string& kind, const std::string& severity);
 
+  // RPCs started and not yet finished (the interceptor counts them).
+  void CallStarted() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
+  void CallEnded() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
+  int64_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
+
   // A gauge whose samples (label text, value) are read at each scrape.
   using GaugeFn = std::function<std::vector<std::pair<std::string, double>>()>;
   void AddGauge(const std::string& name, const std::string& help, GaugeFn fn);
@@ -40,6 +46,7 @@ class Metrics {
     uint64_t count = 0;
     double sum = 0;
   };
+  std::atomic<int64_t> in_flight_{0};
   mutable absl::Mutex mu_;
   std::map<std::pair<std::string, std::string>, uint64_t> rpcs_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Histogram> latency_ ABSL_GUARDED_BY(mu_);

@@ -12,7 +12,11 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
   MetricsInterceptor(Metrics* metrics, grpc::experimental::ServerRpcInfo* info)
       : metrics_(metrics), method_(info->method() == nullptr ? "unknown" : info->method()),
-        start_(std::chrono::steady_clock::now()) {}
+        start_(std::chrono::steady_clock::now()) {
+    metrics_->CallStarted();
+  }
+  // gRPC destroys a call's interceptors when the call is over.
+  ~MetricsInterceptor() override { metrics_->CallEnded(); }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {

@@ -343,8 +343,19 @@ int main(int argc, char** argv) {
   db_monitor.join();
   // Subscribers are told to resume elsewhere before the listener closes.
   hub.CloseAll(absl::UnavailableError("the server is shutting down"));
-  server->Shutdown(std::chrono::system_clock::now() +
-                   std::chrono::seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds)));
+  // Calls in flight get the grace period to finish. gRPC's own Shutdown
+  // also waits that long for clients that merely keep a connection open,
+  // so the server waits for the calls itself and then shuts down at once:
+  // an idle client does not hold up a rolling restart.
+  const absl::Time grace_end = absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
+  while (metrics.in_flight() > 0 && absl::Now() < grace_end) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  if (metrics.in_flight() > 0) {
+    vigil::LogError("shutdown_grace_expired", {{"calls_in_flight", absl::StrCat(metrics.in_flight())}});
+  }
+  // A call that arrived meanwhile still gets a moment.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
   server->Wait();
   if (metrics_thread.joinable()) {
     metrics_http.stop();

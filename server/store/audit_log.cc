@@ -34,7 +34,7 @@ void AuditLog::Record(v1::AuditEvent event, std::function<void(const absl::Statu
     if (queue_.size() >= max_pending_) {
       // The oldest record gives way: the disk has been failing for a while.
       overflow = std::move(queue_.front().second);
-      waiting_ -= overflow ? 1 : 0;
+      waiting_ -= overflow ? 1u : 0u;
       queue_.pop_front();
       ++settled_total_;
       if (dropped_++ % 1000 == 0) {
@@ -42,7 +42,7 @@ void AuditLog::Record(v1::AuditEvent event, std::function<void(const absl::Statu
                                            {"pending_limit", std::to_string(max_pending_)}});
       }
     }
-    waiting_ += done ? 1 : 0;
+    waiting_ += done ? 1u : 0u;
     queue_.emplace_back(std::move(event), std::move(done));
     ++queued_total_;
   }
