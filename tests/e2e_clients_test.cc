@@ -36,6 +36,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/feed_client.h"
 #include "tests/server_process.h"
 #include "vigil/v1/alert_feed.grpc.pb.h"
 #include "vigil/v1/decision_support.grpc.pb.h"
@@ -44,8 +45,14 @@
 namespace vigil {
 namespace {
 
+using ::vigil::testing::Contiguous;
+using ::vigil::testing::From;
+using ::vigil::testing::MakePatient;
+using ::vigil::testing::OwnChannel;
 using ::vigil::testing::RunCommand;
 using ::vigil::testing::ServerProcess;
+using ::vigil::testing::StalledChannel;
+using ::vigil::testing::Subscriber;
 
 constexpr char kIcd10Cm[] = "http://hl7.org/fhir/sid/icd-10-cm";
 
@@ -158,41 +165,6 @@ bool Eventually(Predicate done, absl::Duration timeout = kSettleTimeout) {
   }
 }
 
-// A channel with a TCP connection of its own (gRPC otherwise shares
-// connections between channels to the same address), so that destroying it
-// really closes the socket the server holds.
-std::shared_ptr<grpc::Channel> OwnChannel(const std::string& address) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-}
-
-// A channel on which a subscriber that does not read gets its server writes
-// stopped by HTTP/2 flow control after a small window, as with a client that
-// truly stalls (no bandwidth probing to grow the window).
-std::shared_ptr<grpc::Channel> StalledChannel(const std::string& address) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-}
-
-v1::Patient MakePatient(const std::string& id, bool severe_renal, int unknown_drugs = 0) {
-  v1::Patient p;
-  p.set_id(id);
-  p.add_medications()->set_drug("silperisone");
-  if (severe_renal) {
-    auto* c = p.add_conditions()->mutable_code();
-    c->set_system(kIcd10Cm);
-    c->set_code("N18.4");
-  }
-  for (int i = 0; i < unknown_drugs; ++i) {
-    p.add_medications()->set_drug(absl::StrCat("not-a-drug-", i));
-  }
-  return p;
-}
-
 v1::CheckMedicationsRequest NormalCheck() {
   v1::CheckMedicationsRequest request;
   auto* patient = request.mutable_patient();
@@ -247,104 +219,6 @@ void ExpectNormalCheck(v1::DecisionSupport::Stub& stub) {
   EXPECT_TRUE(call.responses.back().summary().complete());
 }
 
-v1::SubscribeRequest From(int64_t after) {
-  v1::SubscribeRequest request;
-  request.set_after_event_number(after);
-  request.set_heartbeat_interval_seconds(1);
-  return request;
-}
-
-// A subscription read on a thread of its own (or not read at all until
-// StartReading, for a stalled client).
-class Subscriber {
- public:
-  Subscriber(std::shared_ptr<grpc::Channel> channel, v1::SubscribeRequest request, bool read = true)
-      : channel_(std::move(channel)), stub_(v1::AlertFeed::NewStub(channel_)), request_(std::move(request)) {
-    reader_ = stub_->Subscribe(&context_, request_);
-    if (read) {
-      StartReading();
-    }
-  }
-  ~Subscriber() {
-    context_.TryCancel();
-    if (thread_.joinable()) {
-      thread_.join();
-    }
-  }
-  void StartReading() {
-    thread_ = std::thread([this] {
-      v1::SubscribeResponse response;
-      while (reader_->Read(&response)) {
-        absl::MutexLock lock(&mu_);
-        if (response.has_alert_event()) {
-          events_.push_back(response);
-        } else {
-          ++heartbeats_;
-        }
-      }
-      const auto status = reader_->Finish();
-      absl::MutexLock lock(&mu_);
-      status_ = status;
-      done_ = true;
-    });
-  }
-  // Waits until `n` events arrived, or the stream ended, or the timeout.
-  bool WaitForEvents(size_t n, absl::Duration timeout = absl::Seconds(60)) {
-    absl::MutexLock lock(&mu_);
-    auto cond = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return events_.size() >= n || done_; };
-    mu_.AwaitWithTimeout(absl::Condition(&cond), timeout);
-    return events_.size() >= n;
-  }
-  // Waits until anything (event or heartbeat) arrived: the server took it.
-  bool WaitForAnything(absl::Duration timeout = absl::Seconds(60)) {
-    absl::MutexLock lock(&mu_);
-    auto cond = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !events_.empty() || heartbeats_ > 0 || done_; };
-    mu_.AwaitWithTimeout(absl::Condition(&cond), timeout);
-    return !events_.empty() || heartbeats_ > 0;
-  }
-  bool WaitForEnd(absl::Duration timeout = absl::Seconds(60)) {
-    absl::MutexLock lock(&mu_);
-    auto cond = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_; };
-    mu_.AwaitWithTimeout(absl::Condition(&cond), timeout);
-    return done_;
-  }
-  std::vector<v1::SubscribeResponse> events() {
-    absl::MutexLock lock(&mu_);
-    return events_;
-  }
-  grpc::Status status() {
-    absl::MutexLock lock(&mu_);
-    return status_;
-  }
-
- private:
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::AlertFeed::Stub> stub_;
-  v1::SubscribeRequest request_;
-  grpc::ClientContext context_;
-  std::unique_ptr<grpc::ClientReader<v1::SubscribeResponse>> reader_;
-  std::thread thread_;
-  absl::Mutex mu_;
-  std::vector<v1::SubscribeResponse> events_ ABSL_GUARDED_BY(mu_);
-  int heartbeats_ ABSL_GUARDED_BY(mu_) = 0;
-  grpc::Status status_ ABSL_GUARDED_BY(mu_);
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-};
-
-// Expects event numbers first, first + 1, ... with no gap and no duplicate.
-::testing::AssertionResult Contiguous(const std::vector<v1::SubscribeResponse>& events, int64_t first) {
-  for (size_t i = 0; i < events.size(); ++i) {
-    if (events[i].event_number() != first + static_cast<int64_t>(i)) {
-      return ::testing::AssertionFailure() << "event " << events[i].event_number() << " at position " << i
-                                           << ", expected " << first + static_cast<int64_t>(i);
-    }
-  }
-  return ::testing::AssertionSuccess();
-}
-
-// A server with its metrics endpoint, stopped with SIGTERM at the end of
-// each test: it must exit 0 within its grace period (10 s) whatever the
-// clients did.
 class HostileClientsTest : public ::testing::Test {
  protected:
   void StartServer(std::vector<std::string> args) {
