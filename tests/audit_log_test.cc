@@ -3,8 +3,6 @@
 // audit table (and is dropped to clear the fault).
 #include "server/store/audit_log.h"
 
-#include <sqlite3.h>
-
 #include <atomic>
 #include <string>
 #include <vector>
@@ -19,17 +17,8 @@
 namespace vigil {
 namespace {
 
+using ::vigil::testing::Exec;
 using ::vigil::testing::TempDir;
-
-void Exec(const std::string& path, const char* sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  char* error = nullptr;
-  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &error), SQLITE_OK) << (error ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-}
 
 void BreakAuditWrites(const std::string& path) {
   Exec(path, "CREATE TRIGGER injected_fault BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'injected fault'); END;");

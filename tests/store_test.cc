@@ -11,16 +11,8 @@
 namespace vigil {
 namespace {
 
+using ::vigil::testing::Exec;
 using ::vigil::testing::TempDir;
-
-void Exec(const std::string& path, const char* sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  char* error = nullptr;
-  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &error), SQLITE_OK) << (error ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-}
 
 PatientChange PutChange(const std::string& id, int64_t revision, int events) {
   PatientChange change;

@@ -14,6 +14,10 @@
 
 namespace vigil::testing {
 
+// Runs `sql` on the SQLite file at `path` through a connection of its own
+// (as another process would), failing the test on an error.
+void Exec(const std::string& path, const char* sql);
+
 inline constexpr char kIcd10Cm[] = "http://hl7.org/fhir/sid/icd-10-cm";
 inline constexpr char kSnomed[] = "http://snomed.info/sct";
 inline constexpr char kLoinc[] = "http://loinc.org";

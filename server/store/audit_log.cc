@@ -36,7 +36,6 @@ void AuditLog::Record(v1::AuditEvent event, std::function<void(const absl::Statu
       overflow = std::move(queue_.front().second);
       waiting_ -= overflow ? 1u : 0u;
       queue_.pop_front();
-      ++settled_total_;
       if (dropped_++ % 1000 == 0) {
         LogError("audit_records_dropped", {{"dropped", std::to_string(dropped_)},
                                            {"pending_limit", std::to_string(max_pending_)}});
@@ -54,7 +53,7 @@ void AuditLog::Record(v1::AuditEvent event, std::function<void(const absl::Statu
 bool AuditLog::WaitUntilWritten(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   const int64_t target = queued_total_;
-  auto settled = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return settled_total_ >= target; };
+  auto settled = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return written_ + dropped_ >= target; };
   return mu_.AwaitWithTimeout(absl::Condition(&settled), timeout);
 }
 
@@ -120,18 +119,15 @@ void AuditLog::Run() {
     {
       absl::MutexLock lock(&mu_);
       (status.ok() ? written_ : failed_) += static_cast<int64_t>(events.size());
-      if (status.ok()) {
-        settled_total_ += static_cast<int64_t>(events.size());
-      } else {
+      if (!status.ok()) {
         // Keep the records for the retry, oldest first, ahead of what came
         // meanwhile; beyond the limit the oldest give way.
-        size_t keep = events.size();
-        while (keep > 0 && queue_.size() < max_pending_) {
-          --keep;
-          queue_.emplace_front(std::move(events[keep]), nullptr);
+        size_t unqueued = events.size();
+        while (unqueued > 0 && queue_.size() < max_pending_) {
+          --unqueued;
+          queue_.emplace_front(std::move(events[unqueued]), nullptr);
         }
-        dropped_ += static_cast<int64_t>(keep);
-        settled_total_ += static_cast<int64_t>(keep);
+        dropped_ += static_cast<int64_t>(unqueued);
       }
     }
     for (auto& done : callbacks) {

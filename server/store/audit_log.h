@@ -74,9 +74,8 @@ class AuditLog {
   int64_t written_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t failed_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
-  // Records ever queued; records written or dropped (settled).
+  // Records ever queued (written_ + dropped_ of them are settled).
   int64_t queued_total_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t settled_total_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 
