@@ -143,7 +143,52 @@ void Check(benchmark::State& state, const vigil::KnowledgeBase* kb, int current)
   state.counters["allocs_in_result"] = static_cast<double>(result_allocations);
 }
 
+// The check as the server runs it: the result built on a protobuf arena
+// whose first block is reused from call to call (the server keeps a pool of
+// such arenas, see server/service/arena_pool.h).
+void CheckOnArena(benchmark::State& state, const vigil::KnowledgeBase* kb, int current) {
+  if (kb == nullptr) {
+    state.SkipWithError("knowledge base not available");
+    return;
+  }
+  const auto request = Request(current);
+  std::vector<char> block(64 * 1024);
+  google::protobuf::ArenaOptions options;
+  options.initial_block = block.data();
+  options.initial_block_size = block.size();
+  google::protobuf::Arena arena(options);
+  size_t alerts = 0;
+  int64_t allocations = 0;
+  int64_t checks = 0;
+  for (auto _ : state) {
+    const int64_t before = g_allocations.load(std::memory_order_relaxed);
+    auto* result = google::protobuf::Arena::CreateMessage<vigil::v1::CheckMedicationsResult>(&arena);
+    vigil::ScreenInto(*kb, request.patient(), request.proposed_medications(), result);
+    alerts = static_cast<size_t>(result->alerts_size());
+    benchmark::DoNotOptimize(result);
+    arena.Reset();
+    allocations += g_allocations.load(std::memory_order_relaxed) - before;
+    ++checks;
+  }
+  // What the returned result itself needs on the heap: a copy of it.
+  vigil::v1::CheckMedicationsResult result;
+  vigil::ScreenInto(*kb, request.patient(), request.proposed_medications(), &result);
+  const int64_t before = g_allocations.load(std::memory_order_relaxed);
+  {
+    vigil::v1::CheckMedicationsResult copy = result;
+    benchmark::DoNotOptimize(copy);
+  }
+  const int64_t result_allocations = g_allocations.load(std::memory_order_relaxed) - before;
+  state.counters["alerts"] = static_cast<double>(alerts);
+  state.counters["allocs_per_check"] = checks == 0 ? 0 : static_cast<double>(allocations) / static_cast<double>(checks);
+  state.counters["allocs_in_result"] = static_cast<double>(result_allocations);
+}
+
 void BM_RealisticCheckCurated(benchmark::State& state) { Check(state, Curated(), 10); }
+void BM_RealisticCheckCuratedOnArena(benchmark::State& state) { CheckOnArena(state, Curated(), 10); }
+void BM_RealisticCheckCuratedPlusDdinterOnArena(benchmark::State& state) {
+  CheckOnArena(state, WithDdinter(), 10);
+}
 void BM_RealisticCheckCuratedPlusDdinter(benchmark::State& state) { Check(state, WithDdinter(), 10); }
 void BM_CheckByCurrentMedications(benchmark::State& state) {
   Check(state, WithDdinter(), static_cast<int>(state.range(0)));
@@ -152,6 +197,8 @@ void BM_CheckByCurrentMedications(benchmark::State& state) {
 
 BENCHMARK(BM_RealisticCheckCurated);
 BENCHMARK(BM_RealisticCheckCuratedPlusDdinter);
+BENCHMARK(BM_RealisticCheckCuratedOnArena);
+BENCHMARK(BM_RealisticCheckCuratedPlusDdinterOnArena);
 BENCHMARK(BM_CheckByCurrentMedications)->Arg(1)->Arg(5)->Arg(10)->Arg(25)->Arg(50)->Arg(100)->Complexity();
 
 }  // namespace

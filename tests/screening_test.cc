@@ -4,7 +4,9 @@
 
 #include <set>
 
+#include "google/protobuf/arena.h"
 #include "gtest/gtest.h"
+#include "server/common/text.h"
 #include "tests/test_kb.h"
 #include "tests/test_util.h"
 
@@ -258,6 +260,43 @@ TEST_F(ScreeningTest, AlertIdsAreStablePerPatient) {
   EXPECT_EQ(a1[0].id(), a2[0].id());
   EXPECT_NE(a1[0].id(), a3[0].id());
   EXPECT_EQ(MakeAlertId("p1", "x"), MakeAlertId("p1", "x"));
+}
+
+// Alert ids are stored with patients and acknowledgements: the function that
+// makes them must never change. The expected value was computed independently
+// (FNV-1a of "2:p1|x" with the two seeds, in hex).
+TEST(AlertIdTest, IdsNeverChange) {
+  EXPECT_EQ(MakeAlertId("p1", "x"), "al-68a9d7f0c4d969764d3f8e5d3e6b29c7");
+  for (const std::string& input : std::vector<std::string>{"", "a", "2:p1|x", std::string(300, '\xff')}) {
+    const auto [first, second] = StableHash64Pair(input, 1, 0xcbf29ce484222325ULL);
+    EXPECT_EQ(first, StableHash64(input, 1));
+    EXPECT_EQ(second, StableHash64(input));
+  }
+}
+
+// A check written into a result on a protobuf arena gives exactly what the
+// heap form gives, repeatedly into the same arena.
+TEST_F(ScreeningTest, ScreenIntoAnArenaMatchesTheHeapResult) {
+  v1::CheckMedicationsRequest request;
+  auto* patient = request.mutable_patient();
+  patient->set_id("p1");
+  patient->add_medications()->set_drug("drug-b");
+  patient->add_medications()->set_drug("drug-a");
+  patient->add_medications()->set_drug("no-such-drug");
+  request.add_proposed_medications()->set_drug("drug-a");
+  request.add_proposed_medications()->set_drug("drug-a");
+  const auto heap = Screen(*kb_, request.patient(), request.proposed_medications());
+  ASSERT_GE(heap.alerts.size(), 2u);
+  google::protobuf::Arena arena;
+  for (int round = 0; round < 3; ++round) {
+    auto* result = google::protobuf::Arena::CreateMessage<v1::CheckMedicationsResult>(&arena);
+    ScreenInto(*kb_, request.patient(), request.proposed_medications(), result);
+    ASSERT_EQ(result->alerts_size(), static_cast<int>(heap.alerts.size()));
+    for (size_t i = 0; i < heap.alerts.size(); ++i) {
+      EXPECT_EQ(result->alerts(static_cast<int>(i)).SerializeAsString(), heap.alerts[i].SerializeAsString()) << i;
+    }
+    EXPECT_EQ(result->summary().SerializeAsString(), heap.summary.SerializeAsString());
+  }
 }
 
 TEST_F(ScreeningTest, SummariesAreUnder140Characters) {

@@ -1,6 +1,7 @@
 #include "server/engine/screening.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -56,12 +57,14 @@ struct Med {
 };
 
 // Working memory of a check, kept per thread so that a check allocates
-// nothing beyond the alerts it returns (vectors keep their capacity).
+// nothing beyond the alerts it returns (vectors keep their capacity; the
+// repeated fields keep their cleared elements, strings included, for reuse).
 struct Scratch {
   std::vector<Med> meds;
   std::vector<const Med*> screened;
   std::vector<const Med*> unresolved;
-  std::vector<v1::Alert> alerts;
+  // The alerts in their final order while it is being put together.
+  std::vector<v1::Alert*> ranked;
   // (drug, medication index) pairs, sorted: the medications of each drug.
   std::vector<std::pair<DrugIndex, uint32_t>> by_drug;
   // (class, medication index) pairs for duplicate-sensitive classes.
@@ -70,11 +73,11 @@ struct Scratch {
   std::vector<uint32_t> order;
   std::vector<uint32_t> by_id;
   std::vector<bool> dropped;
-  std::vector<v1::Evidence> matched;
-  std::vector<v1::Evidence> unreadable;
-  std::string key;
-  std::string id_input;
+  google::protobuf::RepeatedPtrField<v1::Evidence> matched;
+  google::protobuf::RepeatedPtrField<v1::Evidence> unreadable;
   std::string id_list;
+  // The patient's condition codes, normalized, in the order of the request.
+  std::vector<std::string> condition_codes;
 };
 
 Scratch& ThreadScratch() {
@@ -93,16 +96,44 @@ void AppendHex64(uint64_t value, std::string* out) {
   out->append(buf, sizeof(buf));
 }
 
-// The alert id of `finding_key` for `patient_id`; `input` is scratch.
-std::string AlertId(absl::string_view patient_id, absl::string_view finding_key, std::string* input) {
-  input->clear();
-  absl::StrAppend(input, patient_id.size(), ":", patient_id, "|", finding_key);
-  std::string id;
-  id.reserve(35);
-  id.append("al-");
-  AppendHex64(StableHash64(*input), &id);
-  AppendHex64(StableHash64(*input, 0x84222325cbf29ce4ULL), &id);
-  return id;
+// The hash behind alert ids: FNV-1a with two seeds, fed piece by piece,
+// so that the state after a check's common prefix (the patient, the kind)
+// is computed once per check. The result is exactly StableHash64Pair of the
+// concatenated input (tests/screening_test.cc pins an id).
+class IdHash {
+ public:
+  IdHash() = default;
+  IdHash& Update(absl::string_view piece) {
+    for (char c : piece) {
+      const auto byte = static_cast<unsigned char>(c);
+      h1_ = (h1_ ^ byte) * 0x100000001b3ULL;
+      h2_ = (h2_ ^ byte) * 0x100000001b3ULL;
+    }
+    return *this;
+  }
+  // The id: "al-" and the two hashes in hex.
+  std::string Id() const {
+    std::string id;
+    id.reserve(35);
+    id.append("al-");
+    AppendHex64(h1_, &id);
+    AppendHex64(h2_, &id);
+    return id;
+  }
+
+ private:
+  uint64_t h1_ = 0xcbf29ce484222325ULL;
+  uint64_t h2_ = 0x84222325cbf29ce4ULL;
+};
+
+// The hash state after the prefix of every id of `patient_id`:
+// "<size of the patient id>:<patient id>|".
+IdHash PatientIdHash(absl::string_view patient_id) {
+  char size[24];
+  const int n = std::snprintf(size, sizeof(size), "%zu", patient_id.size());
+  IdHash hash;
+  hash.Update(absl::string_view(size, static_cast<size_t>(n))).Update(":").Update(patient_id).Update("|");
+  return hash;
 }
 
 std::string ComparatorText(kb::v1::Comparator c) {
@@ -140,17 +171,25 @@ std::string FormatNumber(double v) { return absl::StrFormat("%g", v); }
 class Screener {
  public:
   Screener(const KnowledgeBase& kb, const v1::Patient& patient,
-           const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed)
+           const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed, v1::CheckMedicationsResult* out)
       : kb_(kb),
         patient_(patient),
         review_mode_(proposed.empty()),
         scratch_(ThreadScratch()),
         meds_(scratch_.meds),
         screened_(scratch_.screened),
-        alerts_(scratch_.alerts) {
+        out_(*out),
+        alerts_(*out->mutable_alerts()) {
     meds_.clear();
     screened_.clear();
-    alerts_.clear();
+    alerts_.Clear();
+    auto& codes = scratch_.condition_codes;
+    codes.resize(static_cast<size_t>(patient.conditions_size()));
+    for (int i = 0; i < patient.conditions_size(); ++i) {
+      const auto& coding = patient.conditions(i).code();
+      codes[static_cast<size_t>(i)] = NormalizeCode(coding.system(), coding.code());
+    }
+    out_.clear_summary();
     scratch_.unresolved.clear();
     for (const auto& order : proposed) {
       meds_.push_back(Med{&order, true, kb_.FindDrug(order.drug())});
@@ -181,32 +220,42 @@ class Screener {
     }
   }
 
-  ScreeningResult Run() {
+  void Run() {
     CheckUnresolved();
     CheckConditions();
     CheckAllergies();
     CheckInteractions();
     CheckDuplicates();
     CheckAdditiveEffects();
-    return Finish();
+    Finish();
   }
 
  private:
   // A new alert for the finding whose key is the concatenation of `key`.
   v1::Alert& NewAlert(v1::AlertKind kind, v1::Severity severity, std::initializer_list<absl::string_view> key) {
-    std::string& k = scratch_.key;
-    k.clear();
-    k.append(v1::AlertKind_Name(kind));
-    k.push_back('|');
+    // The finding key is "<KIND>|" and the pieces of `key`.
+    IdHash hash = KindIdHash(kind);
     for (absl::string_view piece : key) {
-      k.append(piece.data(), piece.size());
+      hash.Update(piece);
     }
-    v1::Alert& alert = alerts_.emplace_back();
-    alert.set_id(AlertId(patient_.id(), k, &scratch_.id_input));
+    v1::Alert& alert = *alerts_.Add();
+    alert.set_id(hash.Id());
     alert.set_kind(kind);
     alert.set_severity(severity);
     alert.set_involves_proposed(!review_mode_);
     return alert;
+  }
+
+  // The id hash state after "<patient prefix><KIND>|", cached per kind.
+  IdHash KindIdHash(v1::AlertKind kind) {
+    const auto index = static_cast<size_t>(kind);
+    if (index >= kind_hashes_.size()) {
+      return IdHash(patient_hash_).Update(v1::AlertKind_Name(kind)).Update("|");
+    }
+    if (!kind_hashes_[index].has_value()) {
+      kind_hashes_[index] = IdHash(patient_hash_).Update(v1::AlertKind_Name(kind)).Update("|");
+    }
+    return *kind_hashes_[index];
   }
 
   void AddSources(v1::Alert& alert, const google::protobuf::RepeatedPtrField<std::string>& ids) {
@@ -319,18 +368,18 @@ class Screener {
   // Evaluates a condition set against the patient: fills `matched` with the
   // matching facts and `unreadable` with facts that could not be compared
   // (both are cleared first).
-  void MatchConditionSet(const kb::v1::ConditionSet& set, std::vector<v1::Evidence>* matched_out,
-                         std::vector<v1::Evidence>* unreadable) const {
-    std::vector<v1::Evidence>& matched = *matched_out;
-    matched.clear();
-    unreadable->clear();
-    for (const auto& condition : patient_.conditions()) {
-      const auto& coding = condition.code();
-      const std::string code = NormalizeCode(coding.system(), coding.code());
+  void MatchConditionSet(const kb::v1::ConditionSet& set, google::protobuf::RepeatedPtrField<v1::Evidence>* matched_out,
+                         google::protobuf::RepeatedPtrField<v1::Evidence>* unreadable) const {
+    auto& matched = *matched_out;
+    matched.Clear();
+    unreadable->Clear();
+    for (int i = 0; i < patient_.conditions_size(); ++i) {
+      const auto& coding = patient_.conditions(i).code();
+      const std::string& code = scratch_.condition_codes[static_cast<size_t>(i)];
       for (const auto& rule_code : set.codes()) {
         if (rule_code.system() == coding.system() &&
             CodeMatches(coding.system(), rule_code.code(), code)) {
-          v1::Evidence& e = matched.emplace_back();
+          v1::Evidence& e = *matched.Add();
           e.set_type(v1::EVIDENCE_TYPE_CONDITION);
           e.set_system(coding.system());
           e.set_code(coding.code());
@@ -349,7 +398,7 @@ class Screener {
         }
         const auto unit = CanonicalizeUnit(lab.unit());
         if (!unit.has_value() || unit->unit != threshold.unit()) {
-          v1::Evidence& e = unreadable->emplace_back();
+          v1::Evidence& e = *unreadable->Add();
           e.set_type(v1::EVIDENCE_TYPE_LAB);
           e.set_system(kLoincSystem);
           e.set_code(lab.code().code());
@@ -360,7 +409,7 @@ class Screener {
         }
         const double value = lab.value() * unit->factor;
         if (Compare(threshold.comparator(), value, threshold.value())) {
-          v1::Evidence& e = matched.emplace_back();
+          v1::Evidence& e = *matched.Add();
           e.set_type(v1::EVIDENCE_TYPE_LAB);
           e.set_system(kLoincSystem);
           e.set_code(lab.code().code());
@@ -433,9 +482,7 @@ class Screener {
                                ? ci.detail()
                                : absl::StrCat(ci.detail(), " Interpretation: ", ci.interpretation()));
           alert.set_recommendation(ci.recommendation());
-          for (auto& e : matched) {
-            *alert.add_evidence() = std::move(e);
-          }
+          alert.mutable_evidence()->MergeFrom(matched);
           AddMedEvidence(alert, *m);
           AddSources(alert, ci.sources());
         } else if (!unreadable.empty()) {
@@ -449,9 +496,7 @@ class Screener {
           alert.set_detail(absl::StrCat("A lab result this rule depends on is in a unit Vigil cannot convert, so the rule '",
                                         ci.summary(), "' was not evaluated."));
           alert.set_recommendation("Check the lab result against the rule manually, or resend it in a UCUM unit.");
-          for (auto& e : unreadable) {
-            *alert.add_evidence() = std::move(e);
-          }
+          alert.mutable_evidence()->MergeFrom(unreadable);
           AddMedEvidence(alert, *m);
           AddSources(alert, ci.sources());
           incomplete_ = true;
@@ -843,17 +888,16 @@ class Screener {
     }
   }
 
-  ScreeningResult Finish() {
-    ScreeningResult result;
+  void Finish() {
     // Most severe first, then by kind, then by id.
     auto& order = scratch_.order;
-    order.resize(alerts_.size());
+    order.resize(static_cast<size_t>(alerts_.size()));
     for (uint32_t i = 0; i < order.size(); ++i) {
       order[i] = i;
     }
     std::sort(order.begin(), order.end(), [this](uint32_t x, uint32_t y) {
-      const v1::Alert& a = alerts_[x];
-      const v1::Alert& b = alerts_[y];
+      const v1::Alert& a = alerts_[static_cast<int>(x)];
+      const v1::Alert& b = alerts_[static_cast<int>(y)];
       if (a.severity() != b.severity()) {
         return a.severity() > b.severity();
       }
@@ -872,27 +916,45 @@ class Screener {
     for (uint32_t rank = 0; rank < order.size(); ++rank) {
       by_id[rank] = rank;
     }
-    std::sort(by_id.begin(), by_id.end(), [this, &order](uint32_t x, uint32_t y) {
-      const std::string& a = alerts_[order[x]].id();
-      const std::string& b = alerts_[order[y]].id();
+    auto id_at = [this, &order](uint32_t rank) -> const std::string& {
+      return alerts_[static_cast<int>(order[rank])].id();
+    };
+    std::sort(by_id.begin(), by_id.end(), [&id_at](uint32_t x, uint32_t y) {
+      const std::string& a = id_at(x);
+      const std::string& b = id_at(y);
       return a != b ? a < b : x < y;
     });
     auto& dropped = scratch_.dropped;
     dropped.assign(order.size(), false);
+    size_t dropped_count = 0;
     for (size_t k = 1; k < by_id.size(); ++k) {
-      if (alerts_[order[by_id[k]]].id() == alerts_[order[by_id[k - 1]]].id()) {
+      if (id_at(by_id[k]) == id_at(by_id[k - 1])) {
         dropped[by_id[k]] = true;
+        ++dropped_count;
       }
     }
-    result.alerts.reserve(order.size());
+    // Put the alerts in that order in place (the field owns them, on the
+    // result's arena if it has one): the kept ones first, the dropped ones
+    // after them, then remove those from the end.
+    auto& ranked = scratch_.ranked;
+    ranked.clear();
+    const auto slots = alerts_.pointer_begin();
     for (uint32_t rank = 0; rank < order.size(); ++rank) {
       if (!dropped[rank]) {
-        result.alerts.push_back(std::move(alerts_[order[rank]]));
+        ranked.push_back(slots[order[rank]]);
       }
     }
-    alerts_.clear();
-    auto& summary = result.summary;
-    summary.set_alert_count(static_cast<int32_t>(result.alerts.size()));
+    for (uint32_t rank = 0; rank < order.size(); ++rank) {
+      if (dropped[rank]) {
+        ranked.push_back(slots[order[rank]]);
+      }
+    }
+    std::copy(ranked.begin(), ranked.end(), alerts_.pointer_begin());
+    for (size_t k = 0; k < dropped_count; ++k) {
+      alerts_.RemoveLast();
+    }
+    auto& summary = *out_.mutable_summary();
+    summary.set_alert_count(alerts_.size());
     summary.mutable_screened_drug_ids()->Reserve(static_cast<int>(scratch_.by_drug.size()));
     for (const auto& m : meds_) {
       if (m.canonical) {
@@ -904,29 +966,44 @@ class Screener {
     }
     summary.set_knowledge_base_version(kb_.version());
     summary.set_complete(!incomplete_);
-    return result;
   }
 
   const KnowledgeBase& kb_;
   const v1::Patient& patient_;
   const bool review_mode_;
+  const IdHash patient_hash_ = PatientIdHash(patient_.id());
+  std::array<std::optional<IdHash>, 16> kind_hashes_;
   Scratch& scratch_;
   std::vector<Med>& meds_;
   std::vector<const Med*>& screened_;
-  std::vector<v1::Alert>& alerts_;
+  v1::CheckMedicationsResult& out_;
+  google::protobuf::RepeatedPtrField<v1::Alert>& alerts_;
   bool incomplete_ = false;
 };
 
 }  // namespace
 
 std::string MakeAlertId(absl::string_view patient_id, absl::string_view finding_key) {
-  std::string input;
-  return AlertId(patient_id, finding_key, &input);
+  return PatientIdHash(patient_id).Update(finding_key).Id();
+}
+
+void ScreenInto(const KnowledgeBase& kb, const v1::Patient& patient,
+                const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed,
+                v1::CheckMedicationsResult* result) {
+  Screener(kb, patient, proposed, result).Run();
 }
 
 ScreeningResult Screen(const KnowledgeBase& kb, const v1::Patient& patient,
                        const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed) {
-  return Screener(kb, patient, proposed).Run();
+  v1::CheckMedicationsResult screened;
+  ScreenInto(kb, patient, proposed, &screened);
+  ScreeningResult result;
+  result.alerts.reserve(static_cast<size_t>(screened.alerts_size()));
+  for (auto& alert : *screened.mutable_alerts()) {
+    result.alerts.push_back(std::move(alert));
+  }
+  result.summary = std::move(*screened.mutable_summary());
+  return result;
 }
 
 }  // namespace vigil

@@ -24,8 +24,26 @@ namespace {
 // only one write may be in flight.)
 class ResponseStreamer final : public grpc::ServerWriteReactor<v1::CheckMedicationsResponse> {
  public:
-  void Start(std::vector<v1::CheckMedicationsResponse> responses, grpc::Status final_status) {
-    responses_ = std::move(responses);
+  ResponseStreamer() : result_(google::protobuf::Arena::CreateMessage<v1::CheckMedicationsResult>(&arena_)) {}
+
+  // Where the check writes its result (on this stream's arena).
+  v1::CheckMedicationsResult* result() { return result_; }
+
+  // Streams the result: one message per alert, then the summary with
+  // `final_status`; or, when `final_status` is an error, that alone.
+  void Start(grpc::Status final_status) {
+    if (final_status.ok()) {
+      auto& alerts = *result_->mutable_alerts();
+      responses_.reserve(static_cast<size_t>(alerts.size()) + 1);
+      for (auto& alert : alerts) {
+        auto* response = google::protobuf::Arena::CreateMessage<v1::CheckMedicationsResponse>(&arena_);
+        response->mutable_alert()->Swap(&alert);  // same arena: pointers change hands
+        responses_.push_back(response);
+      }
+      auto* summary = google::protobuf::Arena::CreateMessage<v1::CheckMedicationsResponse>(&arena_);
+      summary->mutable_summary()->Swap(result_->mutable_summary());
+      responses_.push_back(summary);
+    }
     final_status_ = std::move(final_status);
     NextWrite();
   }
@@ -45,28 +63,21 @@ class ResponseStreamer final : public grpc::ServerWriteReactor<v1::CheckMedicati
  private:
   void NextWrite() {
     if (next_ + 1 < responses_.size()) {
-      StartWrite(&responses_[next_]);
+      StartWrite(responses_[next_]);
     } else if (next_ + 1 == responses_.size()) {
       // Completes with OnDone; there is no OnWriteDone for it.
-      StartWriteAndFinish(&responses_[next_], grpc::WriteOptions(), final_status_);
+      StartWriteAndFinish(responses_[next_], grpc::WriteOptions(), final_status_);
     } else {
       Finish(final_status_);
     }
   }
 
-  std::vector<v1::CheckMedicationsResponse> responses_;
+  google::protobuf::Arena arena_;
+  v1::CheckMedicationsResult* const result_;
+  std::vector<v1::CheckMedicationsResponse*> responses_;  // on arena_
   grpc::Status final_status_;
   size_t next_ = 0;
 };
-
-std::vector<v1::CheckMedicationsResponse> ToResponses(ScreeningResult result) {
-  std::vector<v1::CheckMedicationsResponse> responses(result.alerts.size() + 1);
-  for (size_t i = 0; i < result.alerts.size(); ++i) {
-    *responses[i].mutable_alert() = std::move(result.alerts[i]);
-  }
-  *responses.back().mutable_summary() = std::move(result.summary);
-  return responses;
-}
 
 std::string CodeName(const absl::Status& status) { return std::string(absl::StatusCodeToString(status.code())); }
 
@@ -291,12 +302,13 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
 
 void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request,
                                       absl::string_view method,
-                                      std::function<void(absl::StatusOr<ScreeningResult>)> done) {
+                                      v1::CheckMedicationsResult* result,
+                                      std::function<void(const absl::Status&)> done) {
   const std::string patient_id = request->patient_id().empty() ? request->patient().id() : request->patient_id();
-  auto finish = [this, done = std::move(done)](v1::AuditEvent audit, absl::StatusOr<ScreeningResult> result) {
-    audit.set_outcome(CodeName(result.status()));
-    if (deps_.metrics != nullptr && result.ok()) {
-      for (const auto& alert : result->alerts) {
+  auto finish = [this, result, done = std::move(done)](v1::AuditEvent audit, const absl::Status& status) {
+    audit.set_outcome(CodeName(status));
+    if (deps_.metrics != nullptr && status.ok()) {
+      for (const auto& alert : result->alerts()) {
         deps_.metrics->CountAlert(v1::AlertKind_Name(alert.kind()), v1::Severity_Name(alert.severity()));
       }
     }
@@ -304,7 +316,7 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
     // written with the next group commit (see AuditLog), so a check costs no
     // fsync. Writes of patient data still wait for theirs.
     deps_.audit->Record(std::move(audit), nullptr);
-    done(std::move(result));
+    done(status);
   };
   auto caller = Authorize(*deps_.auth, context, Role::kEhr, deps_.rate_limiter);
   v1::AuditEvent audit = AuditOf(context, method, "E", caller->name, patient_id);
@@ -318,14 +330,15 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
   }
   if (!request->patient_id().empty()) {
     // The stored context is read on the database worker.
-    deps_.db_worker->Post([this, request, finish = std::move(finish), audit = std::move(audit)]() mutable {
+    deps_.db_worker->Post([this, request, result, finish = std::move(finish), audit = std::move(audit)]() mutable {
       auto patient = deps_.registry->GetPatient(request->patient_id());
       if (!patient.ok()) {
         finish(std::move(audit), patient.status());
         return;
       }
       const auto kb = deps_.kb->Get();
-      finish(std::move(audit), Screen(*kb, *patient, request->proposed_medications()));
+      ScreenInto(*kb, *patient, request->proposed_medications(), result);
+      finish(std::move(audit), absl::OkStatus());
     });
     return;
   }
@@ -333,20 +346,15 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
   // a few milliseconds), so it runs here, on the callback thread, without
   // blocking on I/O and without a thread hop.
   const auto kb = deps_.kb->Get();
-  finish(std::move(audit), Screen(*kb, request->patient(), request->proposed_medications()));
+  ScreenInto(*kb, request->patient(), request->proposed_medications(), result);
+  finish(std::move(audit), absl::OkStatus());
 }
 
 grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* DecisionSupportService::CheckMedications(
     grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request) {
   auto* streamer = new ResponseStreamer();
-  RunCheck(context, request, "vigil.v1.DecisionSupport/CheckMedications",
-           [streamer](absl::StatusOr<ScreeningResult> result) {
-             if (!result.ok()) {
-               streamer->Start({}, ToGrpcStatus(result.status()));
-               return;
-             }
-             streamer->Start(ToResponses(*std::move(result)), grpc::Status::OK);
-           });
+  RunCheck(context, request, "vigil.v1.DecisionSupport/CheckMedications", streamer->result(),
+           [streamer](const absl::Status& status) { streamer->Start(ToGrpcStatus(status)); });
   return streamer;
 }
 
@@ -354,18 +362,15 @@ grpc::ServerUnaryReactor* DecisionSupportService::CheckMedicationsUnary(grpc::Ca
                                                                         const v1::CheckMedicationsRequest* request,
                                                                         v1::CheckMedicationsResult* response) {
   auto* reactor = context->DefaultReactor();
-  RunCheck(context, request, "vigil.v1.DecisionSupport/CheckMedicationsUnary",
-           [reactor, response](absl::StatusOr<ScreeningResult> result) {
-             if (!result.ok()) {
-               reactor->Finish(ToGrpcStatus(result.status()));
-               return;
+  // The response is written in place (on the call's arena, see
+  // arena_pool.h); on an error it is cleared so that nothing half-built
+  // goes out with the status.
+  RunCheck(context, request, "vigil.v1.DecisionSupport/CheckMedicationsUnary", response,
+           [reactor, response](const absl::Status& status) {
+             if (!status.ok()) {
+               response->Clear();
              }
-             response->mutable_alerts()->Reserve(static_cast<int>(result->alerts.size()));
-             for (auto& alert : result->alerts) {
-               *response->add_alerts() = std::move(alert);
-             }
-             *response->mutable_summary() = std::move(result->summary);
-             reactor->Finish(grpc::Status::OK);
+             reactor->Finish(ToGrpcStatus(status));
            });
   return reactor;
 }

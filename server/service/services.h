@@ -15,6 +15,7 @@
 #include "server/kb/holder.h"
 #include "server/security/auth.h"
 #include "server/security/rate_limiter.h"
+#include "server/service/arena_pool.h"
 #include "server/store/audit_log.h"
 #include "vigil/v1/admin.grpc.pb.h"
 #include "vigil/v1/alert_feed.grpc.pb.h"
@@ -45,7 +46,9 @@ struct ServiceDeps {
 
 class DecisionSupportService final : public v1::DecisionSupport::CallbackService {
  public:
-  explicit DecisionSupportService(const ServiceDeps& deps) : deps_(deps) {}
+  explicit DecisionSupportService(const ServiceDeps& deps) : deps_(deps) {
+    SetMessageAllocatorFor_CheckMedicationsUnary(&arenas_);
+  }
   grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* CheckMedications(
       grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request) override;
   grpc::ServerUnaryReactor* CheckMedicationsUnary(grpc::CallbackServerContext* context,
@@ -54,12 +57,15 @@ class DecisionSupportService final : public v1::DecisionSupport::CallbackService
 
  private:
   // Authorizes, validates, audits and screens a check (inline, or on the
-  // database worker for a stored patient); `done` runs once with the result
-  // or the error. The shared body of both check RPCs.
+  // database worker for a stored patient) into `result`; `done` runs once,
+  // with OK or the error. The shared body of both check RPCs.
   void RunCheck(grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request,
-                absl::string_view method, std::function<void(absl::StatusOr<ScreeningResult>)> done);
+                absl::string_view method, v1::CheckMedicationsResult* result,
+                std::function<void(const absl::Status&)> done);
 
   const ServiceDeps deps_;
+  // Unary checks parse their request and build their answer on pooled arenas.
+  PooledArenaAllocator<v1::CheckMedicationsRequest, v1::CheckMedicationsResult> arenas_;
 };
 
 class DrugCatalogService final : public v1::DrugCatalog::CallbackService {
