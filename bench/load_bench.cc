@@ -13,15 +13,20 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
+
+#include <unistd.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "google/protobuf/arena.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "vigil/v1/decision_support.grpc.pb.h"
@@ -32,8 +37,11 @@ ABSL_FLAG(int, in_flight, 1, "Requests in flight in total.");
 ABSL_FLAG(double, seconds, 5, "Measured seconds per workload.");
 ABSL_FLAG(int, rounds, 5, "Rounds the measured seconds are split into, alternating the workloads.");
 ABSL_FLAG(std::string, token, "", "Bearer token for the check calls.");
+ABSL_FLAG(int, server_pid, 0,
+          "The server's process id, when it runs on this machine: the CPU time it spends per call is reported "
+          "beside the load generator's own.");
 ABSL_FLAG(std::string, request, "realistic",
-          "Check request: 'realistic' (10 current medications, 2 proposed, 5 conditions, a lab: several alerts) or "
+          "Check request: 'realistic' (10 current medications, 2 proposed, 5 conditions, 3 labs: several alerts) or "
           "'clean' (one proposed drug, nothing found: the summary alone).");
 
 namespace {
@@ -44,7 +52,48 @@ struct Result {
   std::vector<double> latencies_us;
   double seconds = 0;
   int64_t errors = 0;
+  double server_cpu_seconds = 0;  // with --server_pid
+  double client_cpu_seconds = 0;
 };
+
+// User plus system CPU seconds of process `pid` so far (0: this process),
+// from /proc; -1 when it cannot be read.
+double CpuSeconds(int pid) {
+  const std::string path = pid == 0 ? "/proc/self/stat" : "/proc/" + std::to_string(pid) + "/stat";
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) {
+    return -1;
+  }
+  char buf[1024];
+  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  // Fields after the command name (which is in parentheses and may hold
+  // spaces): state is field 3, utime 14, stime 15.
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr) {
+    return -1;
+  }
+  unsigned long utime = 0;
+  unsigned long stime = 0;
+  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) {
+    return -1;
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Runs `workload` and adds the CPU time the server and this process spent
+// meanwhile to its result.
+template <typename F>
+Result Measured(F workload, double seconds) {
+  const int pid = absl::GetFlag(FLAGS_server_pid);
+  const double server0 = pid > 0 ? CpuSeconds(pid) : 0;
+  const double client0 = CpuSeconds(0);
+  Result r = workload(seconds);
+  r.server_cpu_seconds = pid > 0 ? CpuSeconds(pid) - server0 : 0;
+  r.client_cpu_seconds = CpuSeconds(0) - client0;
+  return r;
+}
 
 vigil::v1::CheckMedicationsRequest CheckRequest() {
   vigil::v1::CheckMedicationsRequest request;
@@ -64,11 +113,15 @@ vigil::v1::CheckMedicationsRequest CheckRequest() {
     c->set_system("http://hl7.org/fhir/sid/icd-10-cm");
     c->set_code(code);
   }
-  auto* lab = p->add_labs();
-  lab->mutable_code()->set_system("http://loinc.org");
-  lab->mutable_code()->set_code("62238-1");
-  lab->set_value(48);
-  lab->set_unit("mL/min/{1.73_m2}");
+  // Three labs, as in the engine benchmark: eGFR, ALT and creatinine clearance.
+  for (const auto& [loinc, value, unit] : std::vector<std::tuple<const char*, double, const char*>>{
+           {"62238-1", 48, "mL/min/{1.73_m2}"}, {"1742-6", 30, "U/L"}, {"2164-2", 55, "mL/min"}}) {
+    auto* lab = p->add_labs();
+    lab->mutable_code()->set_system("http://loinc.org");
+    lab->mutable_code()->set_code(loinc);
+    lab->set_value(value);
+    lab->set_unit(unit);
+  }
   request.add_proposed_medications()->set_drug("silperisone");
   request.add_proposed_medications()->set_drug("clarithromycin");
   return request;
@@ -164,6 +217,13 @@ void Report(const char* name, const Result& r) {
               name, static_cast<double>(r.latencies_us.size()) / r.seconds, Pct(r.latencies_us, 0.5),
               Pct(r.latencies_us, 0.9), Pct(r.latencies_us, 0.99), Pct(r.latencies_us, 0.999), r.latencies_us.size(),
               static_cast<long long>(r.errors));
+  const double calls = std::max<double>(1, static_cast<double>(r.latencies_us.size()));
+  if (absl::GetFlag(FLAGS_server_pid) > 0) {
+    std::printf("%-8s  cpu per call: server %.1f us, load generator %.1f us\n", name,
+                r.server_cpu_seconds * 1e6 / calls, r.client_cpu_seconds * 1e6 / calls);
+  } else {
+    std::printf("%-8s  cpu per call: load generator %.1f us\n", name, r.client_cpu_seconds * 1e6 / calls);
+  }
 }
 
 }  // namespace
@@ -202,17 +262,25 @@ int main(int argc, char** argv) {
       new CheckCall(checks[static_cast<size_t>(slot % channels)].get(), request, token, std::move(done));
     });
   };
+  std::vector<std::unique_ptr<google::protobuf::Arena>> arenas;
+  for (int i = 0; i < in_flight; ++i) {
+    arenas.push_back(std::make_unique<google::protobuf::Arena>());
+  }
   auto run_unary = [&](double secs) {
     return Drive(in_flight, secs, [&](int slot, std::function<void(bool)> done) {
       auto* context = new grpc::ClientContext();
       if (!token.empty()) {
         context->AddMetadata("authorization", "Bearer " + token);
       }
-      auto* response = new vigil::v1::CheckMedicationsResult();
+      // Each slot has one call at a time: its answer is parsed onto the
+      // slot's arena, which is reset when the call is done (as a client
+      // that cares about allocation would; the server does the same).
+      google::protobuf::Arena* arena = arenas[static_cast<size_t>(slot)].get();
+      auto* response = google::protobuf::Arena::CreateMessage<vigil::v1::CheckMedicationsResult>(arena);
       checks[static_cast<size_t>(slot % channels)]->async()->CheckMedicationsUnary(
-          context, &request, response, [context, response, done](grpc::Status status) {
+          context, &request, response, [context, arena, done](grpc::Status status) {
             delete context;
-            delete response;
+            arena->Reset();
             done(status.ok());
           });
     });
@@ -229,17 +297,19 @@ int main(int argc, char** argv) {
     into->latencies_us.insert(into->latencies_us.end(), r.latencies_us.begin(), r.latencies_us.end());
     into->seconds += r.seconds;
     into->errors += r.errors;
+    into->server_cpu_seconds += r.server_cpu_seconds;
+    into->client_cpu_seconds += r.client_cpu_seconds;
   };
   for (int round = 0; round < rounds; ++round) {
     const double secs = seconds / rounds;
     if (round % 2 == 0) {
-      merge(&floor, run_health(secs));
-      merge(&check, run_check(secs));
-      merge(&unary, run_unary(secs));
+      merge(&floor, Measured(run_health, secs));
+      merge(&check, Measured(run_check, secs));
+      merge(&unary, Measured(run_unary, secs));
     } else {
-      merge(&unary, run_unary(secs));
-      merge(&check, run_check(secs));
-      merge(&floor, run_health(secs));
+      merge(&unary, Measured(run_unary, secs));
+      merge(&check, Measured(run_check, secs));
+      merge(&floor, Measured(run_health, secs));
     }
   }
   for (Result* r : {&floor, &check, &unary}) {
