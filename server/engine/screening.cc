@@ -21,6 +21,9 @@
 namespace vigil {
 namespace {
 
+// Texts given to a setter as literals are wrapped in std::string(...): the
+// setter then moves them in. Protobuf 3.21 copies a `const char*` through a
+// temporary string, two heap blocks instead of one for each long text.
 constexpr size_t kMaxSummaryBytes = 139;
 constexpr size_t kMaxReferenceInSummary = 48;
 
@@ -310,18 +313,18 @@ class Screener {
       const std::string ref = Clamp(m.order->drug(), kMaxReferenceInSummary);
       if (proposed) {
         alert.set_summary(Clamp(absl::StrCat("'", ref, "' is not in the knowledge base: it was NOT screened."), kMaxSummaryBytes));
-        alert.set_detail(
+        alert.set_detail(std::string(
             "Vigil could not resolve this medication reference to a drug of its knowledge base, so it was not "
-            "checked for contraindications, interactions, allergies or duplicate therapy.");
-        alert.set_recommendation(
+            "checked for contraindications, interactions, allergies or duplicate therapy."));
+        alert.set_recommendation(std::string(
             "Check the spelling or send a knowledge-base id, name or code (system|code); otherwise review this drug "
-            "manually before ordering.");
+            "manually before ordering."));
       } else {
         alert.set_summary(Clamp(absl::StrCat("Current medication '", ref, "' is not in the knowledge base: not screened."), kMaxSummaryBytes));
-        alert.set_detail(
+        alert.set_detail(std::string(
             "Vigil could not resolve this current medication, so the other medications were not checked against it "
-            "for interactions or duplicate therapy.");
-        alert.set_recommendation("Review interactions with this medication manually.");
+            "for interactions or duplicate therapy."));
+        alert.set_recommendation(std::string("Review interactions with this medication manually."));
       }
       alert.add_unresolved_references(m.order->drug());
       AddMedEvidence(alert, m);
@@ -339,10 +342,10 @@ class Screener {
       alert.add_drug_ids(drug.id());
       alert.set_summary(Clamp(absl::StrCat(drug.name(), " was screened for interactions only: no monograph on file."),
                               kMaxSummaryBytes));
-      alert.set_detail(
+      alert.set_detail(std::string(
           "This drug is known only from an imported interaction table. Its contraindications, allergy classes and "
-          "duplicate therapy were not screened.");
-      alert.set_recommendation("Check contraindications and allergies for this drug in another reference.");
+          "duplicate therapy were not screened."));
+      alert.set_recommendation(std::string("Check contraindications and allergies for this drug in another reference."));
       AddMedEvidence(alert, *m);
       incomplete_ = true;
     }
@@ -356,10 +359,10 @@ class Screener {
                              {"no-interaction-data|", drug.id()});
       alert.add_drug_ids(drug.id());
       alert.set_summary(Clamp(absl::StrCat(drug.name(), " was not screened for interactions: no interaction data on file."), kMaxSummaryBytes));
-      alert.set_detail(
+      alert.set_detail(std::string(
           "The knowledge base knows this drug but no loaded source has interaction data for it, and it is not marked "
-          "as reviewed with none known. Its contraindications and allergies were screened.");
-      alert.set_recommendation("Check this drug's interactions in another reference before ordering.");
+          "as reviewed with none known. Its contraindications and allergies were screened."));
+      alert.set_recommendation(std::string("Check this drug's interactions in another reference before ordering."));
       AddMedEvidence(alert, *m);
       incomplete_ = true;
     }
@@ -448,7 +451,7 @@ class Screener {
         alert.set_detail(absl::StrCat("Conditions are matched in ICD-10-CM and SNOMED CT. The condition '",
                                       Clamp(coding.code(), 64), "' in system '", Clamp(coding.system(), 120),
                                       "' could not be checked against the contraindications of the medications."));
-        alert.set_recommendation("Check this condition against the medications manually, or send it coded in ICD-10-CM or SNOMED CT.");
+        alert.set_recommendation(std::string("Check this condition against the medications manually, or send it coded in ICD-10-CM or SNOMED CT."));
         auto* e = alert.add_evidence();
         e->set_type(v1::EVIDENCE_TYPE_CONDITION);
         e->set_system(coding.system());
@@ -495,7 +498,7 @@ class Screener {
                                                ": lab unit not recognised."), kMaxSummaryBytes));
           alert.set_detail(absl::StrCat("A lab result this rule depends on is in a unit Vigil cannot convert, so the rule '",
                                         ci.summary(), "' was not evaluated."));
-          alert.set_recommendation("Check the lab result against the rule manually, or resend it in a UCUM unit.");
+          alert.set_recommendation(std::string("Check the lab result against the rule manually, or resend it in a UCUM unit."));
           alert.mutable_evidence()->MergeFrom(unreadable);
           AddMedEvidence(alert, *m);
           AddSources(alert, ci.sources());
@@ -536,9 +539,9 @@ class Screener {
         }
         alert.set_summary(Clamp(absl::StrCat("Allergy to '", Clamp(allergy.substance(), kMaxReferenceInSummary),
                                              "' is not in the knowledge base: not screened."), kMaxSummaryBytes));
-        alert.set_detail("Vigil could not resolve the allergy's substance to a drug or class, so the medications were not "
-                         "checked against it.");
-        alert.set_recommendation("Check the medications against this allergy manually, or record it by drug or class name.");
+        alert.set_detail(std::string("Vigil could not resolve the allergy's substance to a drug or class, so the medications were not "
+                         "checked against it."));
+        alert.set_recommendation(std::string("Check the medications against this allergy manually, or record it by drug or class name."));
         alert.add_unresolved_references(allergy.substance());
         evidence(alert);
         incomplete_ = true;
@@ -576,7 +579,7 @@ class Screener {
                                           target.kind == KnowledgeBase::Resolved::Kind::kDrug
                                               ? "the substance of a recorded allergy."
                                               : absl::StrCat("a member of ", target_name, ", a class of a recorded allergy.")));
-            alert.set_recommendation("Do not give; choose an alternative outside the allergy's class.");
+            alert.set_recommendation(std::string("Do not give; choose an alternative outside the allergy's class."));
             AddSources(alert, drug.sources());
           }
           evidence(alert);
@@ -729,8 +732,8 @@ class Screener {
         info.name, " lists an interaction between ", pdrug.name(), " and ", xdrug.name(), " at level '", level, "'",
         ungraded ? ", meaning its severity was not graded: it is shown as moderate so that it is reviewed" : "",
         ". The imported table carries no mechanism or management text; no curated rule covers this pair."));
-    alert.set_recommendation(
-        "Review the combination in a full interaction monograph; monitor the patient or choose an alternative.");
+    alert.set_recommendation(std::string(
+        "Review the combination in a full interaction monograph; monitor the patient or choose an alternative."));
     AddMedEvidence(alert, p);
     AddMedEvidence(alert, x);
     AddSource(alert, info.source_id);
@@ -766,7 +769,7 @@ class Screener {
                                       absl::StrAppend(out, "'", Clamp(m->order->drug(), 64), "'");
                                     }),
                                     ")."));
-      alert.set_recommendation("Confirm that a second order of the same drug is intended; otherwise cancel one.");
+      alert.set_recommendation(std::string("Confirm that a second order of the same drug is intended; otherwise cancel one."));
       for (const Med* m : list) {
         AddMedEvidence(alert, *m);
       }
@@ -820,7 +823,7 @@ class Screener {
       alert.set_detail(absl::StrCat(names, " all belong to ", cls.name(),
                                     ", a class in which two drugs at once are usually duplicate therapy. ",
                                     cls.description()));
-      alert.set_recommendation("Confirm that more than one drug of this class is intended (for example a cross-taper); otherwise stop one.");
+      alert.set_recommendation(std::string("Confirm that more than one drug of this class is intended (for example a cross-taper); otherwise stop one."));
       for (const Med* m : list) {
         AddMedEvidence(alert, *m);
       }
