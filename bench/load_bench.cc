@@ -37,6 +37,9 @@ ABSL_FLAG(int, in_flight, 1, "Requests in flight in total.");
 ABSL_FLAG(double, seconds, 5, "Measured seconds per workload.");
 ABSL_FLAG(int, rounds, 5, "Rounds the measured seconds are split into, alternating the workloads.");
 ABSL_FLAG(std::string, token, "", "Bearer token for the check calls.");
+ABSL_FLAG(std::string, workloads, "health,stream,unary",
+          "Which workloads to run, of health (the floor), stream (CheckMedications) and unary "
+          "(CheckMedicationsUnary); a subset is for profiling one of them.");
 ABSL_FLAG(int, server_pid, 0,
           "The server's process id, when it runs on this machine: the CPU time it spends per call is reported "
           "beside the load generator's own.");
@@ -285,10 +288,18 @@ int main(int argc, char** argv) {
           });
     });
   };
-  // Warm up both, then measure them in alternating rounds.
-  run_health(0.5);
-  run_check(0.5);
-  run_unary(0.5);
+  const std::string workloads = absl::GetFlag(FLAGS_workloads);
+  const bool want_health = workloads.find("health") != std::string::npos;
+  const bool want_stream = workloads.find("stream") != std::string::npos;
+  const bool want_unary = workloads.find("unary") != std::string::npos;
+  auto skip = [](double) { return Result(); };
+  auto health_or_skip = [&](double secs) { return want_health ? run_health(secs) : skip(secs); };
+  auto stream_or_skip = [&](double secs) { return want_stream ? run_check(secs) : skip(secs); };
+  auto unary_or_skip = [&](double secs) { return want_unary ? run_unary(secs) : skip(secs); };
+  // Warm up each, then measure them in alternating rounds.
+  health_or_skip(0.5);
+  stream_or_skip(0.5);
+  unary_or_skip(0.5);
   const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
   Result floor;
   Result check;
@@ -303,13 +314,13 @@ int main(int argc, char** argv) {
   for (int round = 0; round < rounds; ++round) {
     const double secs = seconds / rounds;
     if (round % 2 == 0) {
-      merge(&floor, Measured(run_health, secs));
-      merge(&check, Measured(run_check, secs));
-      merge(&unary, Measured(run_unary, secs));
+      merge(&floor, Measured(health_or_skip, secs));
+      merge(&check, Measured(stream_or_skip, secs));
+      merge(&unary, Measured(unary_or_skip, secs));
     } else {
-      merge(&unary, Measured(run_unary, secs));
-      merge(&check, Measured(run_check, secs));
-      merge(&floor, Measured(run_health, secs));
+      merge(&unary, Measured(unary_or_skip, secs));
+      merge(&check, Measured(stream_or_skip, secs));
+      merge(&floor, Measured(health_or_skip, secs));
     }
   }
   for (Result* r : {&floor, &check, &unary}) {
@@ -317,9 +328,9 @@ int main(int argc, char** argv) {
   }
   std::printf("server %s, %d channels, %d in flight, %.1f s each in %d alternating rounds\n",
               absl::GetFlag(FLAGS_server).c_str(), channels, in_flight, seconds, rounds);
-  Report("health", floor);
-  Report("stream", check);
-  Report("unary", unary);
+  if (want_health) Report("health", floor);
+  if (want_stream) Report("stream", check);
+  if (want_unary) Report("unary", unary);
   auto ratios = [&floor](const char* name, const Result& r) {
     std::printf("ratio %s/health: p50 %.2f  p99 %.2f  throughput %.2f\n", name,
                 Pct(r.latencies_us, 0.5) / Pct(floor.latencies_us, 0.5),
@@ -327,7 +338,7 @@ int main(int argc, char** argv) {
                 (static_cast<double>(r.latencies_us.size()) / r.seconds) /
                     (static_cast<double>(floor.latencies_us.size()) / floor.seconds));
   };
-  ratios("stream", check);
-  ratios("unary", unary);
+  if (want_health && want_stream) ratios("stream", check);
+  if (want_health && want_unary) ratios("unary", unary);
   return check.errors == 0 && floor.errors == 0 && unary.errors == 0 ? 0 : 1;
 }
