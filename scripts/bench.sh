@@ -73,14 +73,21 @@ run "$BIN/bench/vigil-bench-kb-load" --runs="$KB_RUNS" "$PWD/data/kb"
 if [ -d "$SHARED/ddinter" ]; then
   run "$BIN/bench/vigil-bench-kb-load" --runs="$KB_RUNS" --import="$SHARED/ddinter" "$PWD/data/kb"
 fi
-echo -e "\n### Engine (Google Benchmark; time per check, allocations per check and in a copy of its result)" >>"$OUT"
+echo -e "\n### Engine (Google Benchmark; time per check; heap allocations per check, in a heap copy of its result, and the long strings of its answer)" >>"$OUT"
 run env VIGIL_SHARED_DATA="$SHARED" "$BIN/bench/vigil-bench-engine" --benchmark_min_time="$ENGINE_MIN_TIME"
 
 start_server
 echo -e "\n### End to end, one request in flight (floor: grpc.health.v1.Health/Check)" >>"$OUT"
-run "$BIN/bench/vigil-bench" --server="$ADDRESS" --channels=1 --in_flight=1 --seconds="$E2E_SECONDS" --rounds="$ROUNDS"
+run "$BIN/bench/vigil-bench" --server="$ADDRESS" --server_pid="$SERVER_PID" --channels=1 --in_flight=1 \
+  --seconds="$E2E_SECONDS" --rounds="$ROUNDS"
+echo -e "\nThe same with a check that finds nothing (one drug; the answer is its summary alone):" >>"$OUT"
+run "$BIN/bench/vigil-bench" --server="$ADDRESS" --server_pid="$SERVER_PID" --channels=1 --in_flight=1 \
+  --seconds="$E2E_SECONDS" --rounds="$ROUNDS" --request=clean
 echo -e "\n### End to end, saturated (4 connections, 32 requests in flight)" >>"$OUT"
-run "$BIN/bench/vigil-bench" --server="$ADDRESS" --channels=4 --in_flight=32 --seconds="$E2E_SECONDS" --rounds="$ROUNDS"
+run "$BIN/bench/vigil-bench" --server="$ADDRESS" --server_pid="$SERVER_PID" --channels=4 --in_flight=32 \
+  --seconds="$E2E_SECONDS" --rounds="$ROUNDS"
+run "$BIN/bench/vigil-bench" --server="$ADDRESS" --server_pid="$SERVER_PID" --channels=4 --in_flight=32 \
+  --seconds="$E2E_SECONDS" --rounds="$ROUNDS" --request=clean
 echo -e "\n### Alert feed fan-out (10 subscribers at 5,000 events/s; 100 at 500/s; 100 at the target's 5,000/s)" >>"$OUT"
 # A run whose subscribers cannot keep up exits non-zero: the figures are the
 # finding, so the script goes on.

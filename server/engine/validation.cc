@@ -13,12 +13,47 @@
 namespace vigil {
 namespace {
 
-absl::Status Invalid(absl::string_view path, absl::string_view message) {
-  return absl::InvalidArgumentError(absl::StrCat(path, ": ", message));
+// The path of a field, as error messages name it ("patient.labs[2].unit"),
+// written out only when an error needs it: validating a valid request
+// builds no strings. A path refers to its parent, which must outlive it.
+class FieldPath {
+ public:
+  explicit FieldPath(absl::string_view root) : root_(root) {}
+  // `name` under this path (".unit"); with `index`, its element ("[2]").
+  FieldPath Field(absl::string_view name) const { return FieldPath(this, name, -1); }
+  FieldPath Element(absl::string_view name, int index) const { return FieldPath(this, name, index); }
+
+  std::string ToString() const {
+    std::string out;
+    AppendTo(&out);
+    return out;
+  }
+
+ private:
+  FieldPath(const FieldPath* parent, absl::string_view name, int index)
+      : parent_(parent), root_(name), index_(index) {}
+
+  void AppendTo(std::string* out) const {
+    if (parent_ != nullptr) {
+      parent_->AppendTo(out);
+    }
+    out->append(root_.data(), root_.size());
+    if (index_ >= 0) {
+      absl::StrAppend(out, "[", index_, "]");
+    }
+  }
+
+  const FieldPath* parent_ = nullptr;
+  absl::string_view root_;  // the root's name, or this field's name
+  int index_ = -1;
+};
+
+absl::Status Invalid(const FieldPath& path, absl::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat(path.ToString(), ": ", message));
 }
 
 // Checks size and encoding of a string field.
-absl::Status CheckString(absl::string_view value, absl::string_view path, size_t max_bytes) {
+absl::Status CheckString(absl::string_view value, const FieldPath& path, size_t max_bytes) {
   if (value.size() > max_bytes) {
     return Invalid(path, absl::StrCat("is ", value.size(), " bytes; at most ", max_bytes, " are allowed"));
   }
@@ -28,7 +63,7 @@ absl::Status CheckString(absl::string_view value, absl::string_view path, size_t
   return absl::OkStatus();
 }
 
-absl::Status CheckRequired(absl::string_view value, absl::string_view path, size_t max_bytes) {
+absl::Status CheckRequired(absl::string_view value, const FieldPath& path, size_t max_bytes) {
   if (auto st = CheckString(value, path, max_bytes); !st.ok()) {
     return st;
   }
@@ -38,18 +73,18 @@ absl::Status CheckRequired(absl::string_view value, absl::string_view path, size
   return absl::OkStatus();
 }
 
-absl::Status ValidateCoding(const v1::Coding& coding, const std::string& path) {
-  if (auto st = CheckRequired(coding.system(), path + ".system", kMaxIdBytes); !st.ok()) {
+absl::Status ValidateCoding(const v1::Coding& coding, const FieldPath& path) {
+  if (auto st = CheckRequired(coding.system(), path.Field(".system"), kMaxIdBytes); !st.ok()) {
     return st;
   }
-  if (auto st = CheckRequired(coding.code(), path + ".code", kMaxIdBytes); !st.ok()) {
+  if (auto st = CheckRequired(coding.code(), path.Field(".code"), kMaxIdBytes); !st.ok()) {
     return st;
   }
-  if (auto st = CheckString(coding.display(), path + ".display", kMaxStringBytes); !st.ok()) {
+  if (auto st = CheckString(coding.display(), path.Field(".display"), kMaxStringBytes); !st.ok()) {
     return st;
   }
   if (auto st = ValidateCode(coding.system(), coding.code()); !st.ok()) {
-    return Invalid(path + ".code", st.message());
+    return Invalid(path.Field(".code"), st.message());
   }
   return absl::OkStatus();
 }
@@ -72,39 +107,37 @@ bool IsDate(absl::string_view s) {
   return civil.year() == year && civil.month() == month && civil.day() == day;
 }
 
-}  // namespace
-
-absl::Status ValidateMedicationOrder(const v1::MedicationOrder& order, const std::string& path) {
-  if (auto st = CheckRequired(order.drug(), path + ".drug", kMaxStringBytes); !st.ok()) {
+absl::Status ValidateMedicationOrder(const v1::MedicationOrder& order, const FieldPath& path) {
+  if (auto st = CheckRequired(order.drug(), path.Field(".drug"), kMaxStringBytes); !st.ok()) {
     return st;
   }
-  if (auto st = CheckString(order.order_id(), path + ".order_id", kMaxIdBytes); !st.ok()) {
+  if (auto st = CheckString(order.order_id(), path.Field(".order_id"), kMaxIdBytes); !st.ok()) {
     return st;
   }
   if (!std::isfinite(order.dose_value()) || order.dose_value() < 0) {
-    return Invalid(path + ".dose_value", "must be a finite number, 0 or more");
+    return Invalid(path.Field(".dose_value"), "must be a finite number, 0 or more");
   }
   if (order.dose_value() > 0 && absl::StripAsciiWhitespace(order.dose_unit()).empty()) {
-    return Invalid(path + ".dose_unit", "is required when dose_value is given");
+    return Invalid(path.Field(".dose_unit"), "is required when dose_value is given");
   }
   for (const auto& [value, name] :
        {std::pair<const std::string&, const char*>{order.dose_unit(), ".dose_unit"},
         {order.route(), ".route"},
         {order.frequency(), ".frequency"}}) {
-    if (auto st = CheckString(value, path + name, kMaxStringBytes); !st.ok()) {
+    if (auto st = CheckString(value, path.Field(name), kMaxStringBytes); !st.ok()) {
       return st;
     }
   }
   return absl::OkStatus();
 }
 
-absl::Status ValidatePatient(const v1::Patient& patient, const std::string& prefix) {
-  if (auto st = CheckString(patient.id(), prefix + ".id", kMaxIdBytes); !st.ok()) {
+absl::Status ValidatePatient(const v1::Patient& patient, const FieldPath& prefix) {
+  if (auto st = CheckString(patient.id(), prefix.Field(".id"), kMaxIdBytes); !st.ok()) {
     return st;
   }
   for (char c : patient.id()) {
     if (static_cast<unsigned char>(c) < 0x20) {
-      return Invalid(prefix + ".id", "contains a control character");
+      return Invalid(prefix.Field(".id"), "contains a control character");
     }
   }
   for (const auto& [count, limit, field] :
@@ -113,11 +146,12 @@ absl::Status ValidatePatient(const v1::Patient& patient, const std::string& pref
         {patient.allergies_size(), kMaxAllergies, ".allergies"},
         {patient.labs_size(), kMaxLabs, ".labs"}}) {
     if (count > limit) {
-      return Invalid(prefix + field, absl::StrCat("has ", count, " entries; at most ", limit, " are allowed"));
+      return Invalid(prefix.Field(field), absl::StrCat("has ", count, " entries; at most ", limit, " are allowed"));
     }
   }
   for (int i = 0; i < patient.conditions_size(); ++i) {
-    const std::string path = absl::StrCat(prefix, ".conditions[", i, "].code");
+    const FieldPath condition = prefix.Element(".conditions", i);
+    const FieldPath path = condition.Field(".code");
     if (!patient.conditions(i).has_code()) {
       return Invalid(path, "is required");
     }
@@ -127,43 +161,43 @@ absl::Status ValidatePatient(const v1::Patient& patient, const std::string& pref
   }
   for (int i = 0; i < patient.allergies_size(); ++i) {
     const auto& allergy = patient.allergies(i);
-    const std::string path = absl::StrCat(prefix, ".allergies[", i, "]");
-    if (auto st = CheckRequired(allergy.substance(), path + ".substance", kMaxStringBytes); !st.ok()) {
+    const FieldPath path = prefix.Element(".allergies", i);
+    if (auto st = CheckRequired(allergy.substance(), path.Field(".substance"), kMaxStringBytes); !st.ok()) {
       return st;
     }
-    if (auto st = CheckString(allergy.reaction(), path + ".reaction", kMaxStringBytes); !st.ok()) {
+    if (auto st = CheckString(allergy.reaction(), path.Field(".reaction"), kMaxStringBytes); !st.ok()) {
       return st;
     }
     if (!v1::AllergyCriticality_IsValid(allergy.criticality())) {
-      return Invalid(path + ".criticality", absl::StrCat("unknown value ", allergy.criticality()));
+      return Invalid(path.Field(".criticality"), absl::StrCat("unknown value ", allergy.criticality()));
     }
   }
   for (int i = 0; i < patient.medications_size(); ++i) {
-    if (auto st = ValidateMedicationOrder(patient.medications(i), absl::StrCat(prefix, ".medications[", i, "]"));
-        !st.ok()) {
+    if (auto st = ValidateMedicationOrder(patient.medications(i), prefix.Element(".medications", i)); !st.ok()) {
       return st;
     }
   }
   for (int i = 0; i < patient.labs_size(); ++i) {
     const auto& lab = patient.labs(i);
-    const std::string path = absl::StrCat(prefix, ".labs[", i, "]");
+    const FieldPath path = prefix.Element(".labs", i);
+    const FieldPath code = path.Field(".code");
     if (!lab.has_code()) {
-      return Invalid(path + ".code", "is required");
+      return Invalid(code, "is required");
     }
     if (lab.code().system() != kLoincSystem) {
-      return Invalid(path + ".code.system",
+      return Invalid(code.Field(".system"),
                      absl::StrCat("must be ", kLoincSystem, " (lab results are coded in LOINC)"));
     }
-    if (auto st = ValidateCoding(lab.code(), path + ".code"); !st.ok()) {
+    if (auto st = ValidateCoding(lab.code(), code); !st.ok()) {
       return st;
     }
     if (!std::isfinite(lab.value())) {
-      return Invalid(path + ".value", "must be a finite number");
+      return Invalid(path.Field(".value"), "must be a finite number");
     }
     if (std::fabs(lab.value()) > 1e9) {
-      return Invalid(path + ".value", absl::StrCat(lab.value(), " is not a plausible lab value"));
+      return Invalid(path.Field(".value"), absl::StrCat(lab.value(), " is not a plausible lab value"));
     }
-    if (auto st = CheckRequired(lab.unit(), path + ".unit", kMaxIdBytes); !st.ok()) {
+    if (auto st = CheckRequired(lab.unit(), path.Field(".unit"), kMaxIdBytes); !st.ok()) {
       return st;
     }
     // Every unit Vigil converts measures a quantity that cannot be negative
@@ -172,67 +206,74 @@ absl::Status ValidatePatient(const v1::Patient& patient, const std::string& pref
     // clear alerts on a number nobody measured. Units Vigil does not convert
     // are left to screening, which reports them as uninterpretable.
     if (lab.value() < 0 && CanonicalizeUnit(lab.unit()).has_value()) {
-      return Invalid(path + ".value", absl::StrCat(lab.value(), " is negative, which a measurement in '", lab.unit(),
-                                                   "' cannot be"));
+      return Invalid(path.Field(".value"), absl::StrCat(lab.value(), " is negative, which a measurement in '",
+                                                          lab.unit(), "' cannot be"));
     }
-    if (auto st = CheckString(lab.effective_time(), path + ".effective_time", kMaxIdBytes); !st.ok()) {
+    if (auto st = CheckString(lab.effective_time(), path.Field(".effective_time"), kMaxIdBytes); !st.ok()) {
       return st;
     }
   }
   if (!patient.birth_date().empty() && !IsDate(patient.birth_date())) {
-    return Invalid(prefix + ".birth_date", "must be a date as YYYY-MM-DD");
+    return Invalid(prefix.Field(".birth_date"), "must be a date as YYYY-MM-DD");
   }
   if (!v1::Sex_IsValid(patient.sex())) {
-    return Invalid(prefix + ".sex", absl::StrCat("unknown value ", patient.sex()));
+    return Invalid(prefix.Field(".sex"), absl::StrCat("unknown value ", patient.sex()));
   }
   if (!std::isfinite(patient.weight_kg()) || patient.weight_kg() < 0 || patient.weight_kg() > 1000) {
-    return Invalid(prefix + ".weight_kg", "must be a number from 0 (unknown) to 1000");
+    return Invalid(prefix.Field(".weight_kg"), "must be a number from 0 (unknown) to 1000");
   }
   return absl::OkStatus();
 }
 
+}  // namespace
+
+absl::Status ValidatePatient(const v1::Patient& patient, const std::string& prefix) {
+  return ValidatePatient(patient, FieldPath(prefix));
+}
+
+absl::Status ValidateMedicationOrder(const v1::MedicationOrder& order, const std::string& path) {
+  return ValidateMedicationOrder(order, FieldPath(path));
+}
+
 absl::Status ValidateCheckRequest(const v1::CheckMedicationsRequest& request) {
+  const FieldPath proposed("proposed_medications");
   if (!request.patient_id().empty()) {
     if (request.has_patient()) {
-      return Invalid("patient_id", "give either patient or patient_id, not both");
+      return Invalid(FieldPath("patient_id"), "give either patient or patient_id, not both");
     }
-    if (auto st = CheckRequired(request.patient_id(), "patient_id", kMaxIdBytes); !st.ok()) {
+    if (auto st = CheckRequired(request.patient_id(), FieldPath("patient_id"), kMaxIdBytes); !st.ok()) {
       return st;
     }
     if (request.proposed_medications_size() > kMaxMedications) {
-      return Invalid("proposed_medications",
+      return Invalid(FieldPath("proposed_medications"),
                      absl::StrCat("has ", request.proposed_medications_size(), " entries; at most ",
                                   kMaxMedications, " are allowed"));
     }
     for (int i = 0; i < request.proposed_medications_size(); ++i) {
-      if (auto st = ValidateMedicationOrder(request.proposed_medications(i),
-                                            absl::StrCat("proposed_medications[", i, "]"));
-          !st.ok()) {
+      if (auto st = ValidateMedicationOrder(request.proposed_medications(i), proposed.Element("", i)); !st.ok()) {
         return st;
       }
     }
     return absl::OkStatus();
   }
   if (!request.has_patient()) {
-    return Invalid("patient", "is required (or patient_id of a stored patient)");
+    return Invalid(FieldPath("patient"), "is required (or patient_id of a stored patient)");
   }
   if (request.proposed_medications_size() > kMaxMedications) {
-    return Invalid("proposed_medications",
+    return Invalid(FieldPath("proposed_medications"),
                    absl::StrCat("has ", request.proposed_medications_size(), " entries; at most ",
                                 kMaxMedications, " are allowed"));
   }
-  if (auto st = ValidatePatient(request.patient(), "patient"); !st.ok()) {
+  if (auto st = ValidatePatient(request.patient(), FieldPath("patient")); !st.ok()) {
     return st;
   }
   for (int i = 0; i < request.proposed_medications_size(); ++i) {
-    if (auto st = ValidateMedicationOrder(request.proposed_medications(i),
-                                          absl::StrCat("proposed_medications[", i, "]"));
-        !st.ok()) {
+    if (auto st = ValidateMedicationOrder(request.proposed_medications(i), proposed.Element("", i)); !st.ok()) {
       return st;
     }
   }
   if (request.proposed_medications_size() == 0 && request.patient().medications_size() == 0) {
-    return Invalid("proposed_medications",
+    return Invalid(FieldPath("proposed_medications"),
                    "nothing to screen: give proposed_medications, or patient.medications to review the current list");
   }
   return absl::OkStatus();
