@@ -717,8 +717,11 @@ class Screener {
     alert.set_rule_id(absl::StrCat(info.name, ":", ids.first, "+", ids.second));
     alert.set_rule_origin(info.name);
     const bool ungraded = level == "Unknown";
+    // (As string_views: a ternary of a literal and a std::string would copy
+    // one of them into a temporary.)
     std::string summary = absl::StrCat(pdrug.name(), " with ", xdrug.name(), ": ",
-                                       ungraded ? "interaction of ungraded severity" : level,
+                                       ungraded ? absl::string_view("interaction of ungraded severity")
+                                                : absl::string_view(level),
                                        ungraded ? "" : " interaction", " (", info.name, ").");
     if (!ungraded) {
       // The level as a word in the sentence: "Major" -> "major".
