@@ -49,6 +49,23 @@ std::string Clamp(std::string text, size_t max_bytes) {
   return text;
 }
 
+// Appends `text` cut to at most `max_bytes` as Clamp does, without a
+// temporary string.
+void AppendClamped(absl::string_view text, size_t max_bytes, std::string* out) {
+  if (const size_t cut = CutPoint(text, max_bytes); cut != absl::string_view::npos) {
+    absl::StrAppend(out, text.substr(0, cut), "...");
+  } else {
+    out->append(text.data(), text.size());
+  }
+}
+
+// The LOINC system URI as a string the evidence can copy (a literal would
+// go through a temporary string in protobuf 3.21's setter).
+const std::string& LoincSystem() {
+  static const std::string* const system = new std::string(kLoincSystem);
+  return *system;
+}
+
 // A medication of the check, proposed or current.
 struct Med {
   const v1::MedicationOrder* order = nullptr;
@@ -81,6 +98,10 @@ struct Scratch {
   std::string id_list;
   // The patient's condition codes, normalized, in the order of the request.
   std::vector<std::string> condition_codes;
+  // Normalized names of the unresolved medications seen so far, and one
+  // being looked at (strings keep their capacity from check to check).
+  std::vector<std::string> unresolved_names;
+  std::string name;
 };
 
 Scratch& ThreadScratch() {
@@ -298,15 +319,23 @@ class Screener {
   const std::string& DrugName(DrugIndex d) const { return kb_.drug(d).proto.name(); }
 
   void CheckUnresolved() {
-    absl::flat_hash_set<std::string> seen;
+    // Each unresolved name once (there are few: a linear search).
+    auto& seen = scratch_.unresolved_names;
+    size_t seen_count = 0;
+    std::string& key = scratch_.name;
     for (const auto& m : meds_) {
       if (m.drug.has_value()) {
         continue;
       }
-      const std::string key = NormalizeName(m.order->drug());
-      if (!seen.insert(key).second) {
+      NormalizeNameTo(m.order->drug(), &key);
+      if (std::find(seen.begin(), seen.begin() + static_cast<std::ptrdiff_t>(seen_count), key) !=
+          seen.begin() + static_cast<std::ptrdiff_t>(seen_count)) {
         continue;
       }
+      if (seen_count == seen.size()) {
+        seen.emplace_back();
+      }
+      seen[seen_count++].assign(key);
       const bool proposed = m.proposed && !review_mode_;
       auto& alert = NewAlert(v1::ALERT_KIND_UNSCREENED_DRUG,
                              proposed ? v1::SEVERITY_MAJOR : v1::SEVERITY_MODERATE, {key});
@@ -386,9 +415,16 @@ class Screener {
           e.set_type(v1::EVIDENCE_TYPE_CONDITION);
           e.set_system(coding.system());
           e.set_code(coding.code());
-          e.set_description(absl::StrCat("Condition ", coding.code(),
-                                         coding.display().empty() ? "" : absl::StrCat(" ", Clamp(coding.display(), 120)),
-                                         " (", rule_code.display(), ")"));
+          // Written into the scratch evidence's own string (it keeps its
+          // capacity): the alert gets a copy.
+          std::string* description = e.mutable_description();
+          description->clear();
+          absl::StrAppend(description, "Condition ", coding.code());
+          if (!coding.display().empty()) {
+            description->push_back(' ');
+            AppendClamped(coding.display(), 120, description);
+          }
+          absl::StrAppend(description, " (", rule_code.display(), ")");
           break;
         }
       }
@@ -403,23 +439,26 @@ class Screener {
         if (!unit.has_value() || unit->unit != threshold.unit()) {
           v1::Evidence& e = *unreadable->Add();
           e.set_type(v1::EVIDENCE_TYPE_LAB);
-          e.set_system(kLoincSystem);
+          e.set_system(LoincSystem());
           e.set_code(lab.code().code());
-          e.set_description(absl::StrCat(threshold.name(), " ", FormatNumber(lab.value()), " in unit '",
-                                         Clamp(lab.unit(), 40), "' cannot be compared with the threshold in ",
-                                         threshold.unit()));
+          std::string* description = e.mutable_description();
+          description->clear();
+          absl::StrAppend(description, threshold.name(), " ", FormatNumber(lab.value()), " in unit '");
+          AppendClamped(lab.unit(), 40, description);
+          absl::StrAppend(description, "' cannot be compared with the threshold in ", threshold.unit());
           continue;
         }
         const double value = lab.value() * unit->factor;
         if (Compare(threshold.comparator(), value, threshold.value())) {
           v1::Evidence& e = *matched.Add();
           e.set_type(v1::EVIDENCE_TYPE_LAB);
-          e.set_system(kLoincSystem);
+          e.set_system(LoincSystem());
           e.set_code(lab.code().code());
-          e.set_description(absl::StrCat(threshold.name(), " ", FormatNumber(value), " ", threshold.unit(),
-                                         " (LOINC ", lab.code().code(), ") is ",
-                                         ComparatorText(threshold.comparator()), " ",
-                                         FormatNumber(threshold.value())));
+          std::string* description = e.mutable_description();
+          description->clear();
+          absl::StrAppend(description, threshold.name(), " ", FormatNumber(value), " ", threshold.unit(), " (LOINC ",
+                          lab.code().code(), ") is ", ComparatorText(threshold.comparator()), " ",
+                          FormatNumber(threshold.value()));
         }
       }
     }
@@ -481,9 +520,13 @@ class Screener {
           alert.set_rule_id(ci.id());
           alert.set_rule_origin("curated");
           alert.set_summary(Clamp(ci.summary(), kMaxSummaryBytes));
-          alert.set_detail(ci.interpretation().empty()
-                               ? ci.detail()
-                               : absl::StrCat(ci.detail(), " Interpretation: ", ci.interpretation()));
+          // (Not a ternary: one of a const std::string and a temporary is a
+          // const temporary, which the setter copies instead of moving.)
+          if (ci.interpretation().empty()) {
+            alert.set_detail(ci.detail());
+          } else {
+            alert.set_detail(absl::StrCat(ci.detail(), " Interpretation: ", ci.interpretation()));
+          }
           alert.set_recommendation(ci.recommendation());
           alert.mutable_evidence()->MergeFrom(matched);
           AddMedEvidence(alert, *m);
