@@ -22,6 +22,10 @@ namespace {
 std::atomic<int64_t> g_allocations{0};
 }  // namespace
 
+// The replacements below pair malloc with free, as they must; GCC cannot
+// see that operator new here is ours and warns where it inlines them.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 void* operator new(size_t size) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(size == 0 ? 1 : size)) {
