@@ -73,6 +73,8 @@ Commands:
       --patient=ID ...  --kind=contraindication|drug_interaction|allergy|duplicate_therapy|unscreened_drug|incomplete_data ...
       --min-severity=info|minor|moderate|major|contraindicated  --after=N (resume after event N; 0: all)
       --heartbeat=SECONDS  --count=N (exit after N events)
+      --max-events-per-message=N (2 to 1000: the server may send up to N waiting events in one message;
+        they are printed one by one as always)
   ack ALERT_ID --user=NAME --outcome=accepted|overridden [--reason=CODE] [--reason-system=URI] [--comment=TEXT]
   alerts PATIENT_ID [--all] list a patient's alerts with status and history (--all: resolved too)
   reload                    reload the knowledge base on the server (Admin; old one keeps serving on failure)
@@ -663,6 +665,14 @@ int CommandSubscribe(const Options& options, const std::vector<std::string>& arg
         return kExitUsage;
       }
       request.set_heartbeat_interval_seconds(n);
+    } else if (auto batch = FlagValue(arg, "max-events-per-message")) {
+      int n = 0;
+      if (!absl::SimpleAtoi(*batch, &n)) {
+        std::cerr << "error: --max-events-per-message needs a number of events\n";
+        return kExitUsage;
+      }
+      // The server checks the range (0 to 1000) and names the field.
+      request.set_max_events_per_message(n);
     } else if (auto c = FlagValue(arg, "count")) {
       if (!absl::SimpleAtoi(*c, &count) || count < 1) {
         std::cerr << "error: --count needs a positive number\n";
@@ -678,15 +688,16 @@ int CommandSubscribe(const Options& options, const std::vector<std::string>& arg
   auto reader = stub.Subscribe(&context, request);
   vigil::v1::SubscribeResponse response;
   int64_t events = 0;
-  while (reader->Read(&response)) {
+  // Prints one event or heartbeat; true once --count events were printed.
+  auto print = [&](const vigil::v1::SubscribeResponse& r) {
     if (options.json) {
-      std::cout << ToJson(response) << std::endl;
-    } else if (response.has_heartbeat()) {
-      std::cout << "# heartbeat: latest event " << response.event_number() << std::endl;
+      std::cout << ToJson(r) << std::endl;
+    } else if (r.has_heartbeat()) {
+      std::cout << "# heartbeat: latest event " << r.event_number() << std::endl;
     } else {
-      const auto& e = response.alert_event();
+      const auto& e = r.alert_event();
       std::string type = vigil::v1::AlertEventType_Name(e.type());
-      std::cout << response.event_number() << "  " << absl::StripPrefix(type, "ALERT_EVENT_TYPE_") << "  patient "
+      std::cout << r.event_number() << "  " << absl::StripPrefix(type, "ALERT_EVENT_TYPE_") << "  patient "
                 << e.patient_id() << "  " << SeverityLabel(e.alert().severity()) << "  " << e.alert().summary()
                 << "  (" << e.alert().id() << ")";
       if (e.has_acknowledgement()) {
@@ -694,7 +705,22 @@ int CommandSubscribe(const Options& options, const std::vector<std::string>& arg
       }
       std::cout << std::endl;
     }
-    if (response.has_alert_event() && count > 0 && ++events >= count) {
+    return r.has_alert_event() && count > 0 && ++events >= count;
+  };
+  while (reader->Read(&response)) {
+    bool done = false;
+    if (response.has_batch()) {
+      // A batch prints as its events would have one by one.
+      for (const auto& event : response.batch().events()) {
+        if (print(event)) {
+          done = true;
+          break;
+        }
+      }
+    } else {
+      done = print(response);
+    }
+    if (done) {
       context.TryCancel();
       reader->Finish();
       return kExitClean;

@@ -1051,5 +1051,43 @@ TEST_F(MalformedRequestTest, GarbageBytesAreRefusedWithoutHarm) {
   }
 }
 
+// Subscribe is a raw method (the server writes bytes serialized once per
+// event), so the server parses its request itself: the same answers as for
+// the typed methods, and the batch size is validated like every field.
+TEST_F(MalformedRequestTest, SubscribeParsesItsOwnRequestAndNamesMaxEventsPerMessage) {
+  constexpr char kSubscribeMethod[] = "/vigil.v1.AlertFeed/Subscribe";
+  v1::SubscribeRequest valid;
+  valid.add_patient_ids("@@PLACE@");
+  valid.set_max_events_per_message(10);
+  const std::string valid_bytes = valid.SerializeAsString();
+  for (const auto& [name, bytes] : std::vector<std::pair<std::string, std::string>>{
+           {"truncated message", valid_bytes.substr(0, valid_bytes.size() - 3)},
+           {"endless varint", std::string("\x30") + std::string(11, '\xff')},
+           {"length past the end", std::string("\x0a\xff\xff\xff\x7f" "abc")},
+           {"end group without start", std::string("\x0c")},
+           {"invalid UTF-8 in patient_ids[0]", SerializeWithBytes(valid, "@@PLACE@", std::string("p-\xff" "12345"))},
+       }) {
+    SCOPED_TRACE(name);
+    const auto call = CallRaw(channel(), kSubscribeMethod, bytes);
+    EXPECT_TRUE(RejectedAsUnparseable(call.status));
+    EXPECT_TRUE(absl::StrContains(call.status.error_message(), "vigil.v1.SubscribeRequest"))
+        << call.status.error_message();
+    EXPECT_TRUE(call.responses.empty());
+  }
+  for (const int bad : {-1, 1001, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()}) {
+    v1::SubscribeRequest request;
+    request.set_max_events_per_message(bad);
+    EXPECT_TRUE(RejectedNaming(SubscribeStatus(request), "max_events_per_message")) << bad;
+  }
+  // In range, from 0 (one event per message) to 1000, the stream opens.
+  for (const int ok : {0, 1, 2, 1000}) {
+    v1::SubscribeRequest request;
+    request.set_after_event_number(0);
+    request.set_heartbeat_interval_seconds(1);
+    request.set_max_events_per_message(ok);
+    EXPECT_TRUE(SubscribeStatus(request).ok()) << ok;
+  }
+}
+
 }  // namespace
 }  // namespace vigil

@@ -77,11 +77,24 @@ void Subscriber::StartReading() {
     v1::SubscribeResponse response;
     while (reader_->Read(&response)) {
       absl::MutexLock lock(&mu_);
+      ReceivedMessage received;
+      received.event_number = response.event_number();
       if (response.has_heartbeat()) {
+        received.kind = ReceivedMessage::Kind::kHeartbeat;
         heartbeats_.push_back(response.event_number());
+      } else if (response.has_batch()) {
+        received.kind = ReceivedMessage::Kind::kBatch;
+        for (const auto& event : response.batch().events()) {
+          ++received.events;
+          received.last_event_number = event.event_number();
+          events_.push_back(event);
+        }
       } else {
+        received.events = 1;
+        received.last_event_number = response.event_number();
         events_.push_back(response);
       }
+      messages_.push_back(received);
     }
     const auto status = reader_->Finish();
     absl::MutexLock lock(&mu_);
@@ -128,6 +141,11 @@ std::vector<v1::SubscribeResponse> Subscriber::events() {
 std::vector<int64_t> Subscriber::heartbeats() {
   absl::MutexLock lock(&mu_);
   return heartbeats_;
+}
+
+std::vector<ReceivedMessage> Subscriber::messages() {
+  absl::MutexLock lock(&mu_);
+  return messages_;
 }
 
 grpc::Status Subscriber::status() {

@@ -41,8 +41,22 @@ v1::Patient MakePatient(const std::string& id, bool severe_renal, int unknown_dr
 // duplicate (the failure names the first one out of place).
 ::testing::AssertionResult Contiguous(const std::vector<v1::SubscribeResponse>& events, int64_t first);
 
+// How one message of a subscription came: a single event, a batch, or a
+// heartbeat.
+struct ReceivedMessage {
+  enum class Kind { kEvent, kBatch, kHeartbeat };
+  Kind kind = Kind::kEvent;
+  // SubscribeResponse.event_number of the message itself.
+  int64_t event_number = 0;
+  // The events it carried (0 for a heartbeat); for a batch, the number of
+  // its last one.
+  int events = 0;
+  int64_t last_event_number = 0;
+};
+
 // A subscription read on a thread of its own, or not read at all until
-// StartReading (a stalled client).
+// StartReading (a stalled client). The events of a batch are listed one by
+// one in events(), as if each had come alone.
 class Subscriber {
  public:
   Subscriber(std::shared_ptr<grpc::Channel> channel, v1::SubscribeRequest request, bool read = true);
@@ -64,6 +78,8 @@ class Subscriber {
   std::vector<v1::SubscribeResponse> events();
   // The event number each heartbeat carried.
   std::vector<int64_t> heartbeats();
+  // Every message, in the order received.
+  std::vector<ReceivedMessage> messages();
   grpc::Status status();
 
  private:
@@ -76,6 +92,7 @@ class Subscriber {
   absl::Mutex mu_;
   std::vector<v1::SubscribeResponse> events_ ABSL_GUARDED_BY(mu_);
   std::vector<int64_t> heartbeats_ ABSL_GUARDED_BY(mu_);
+  std::vector<ReceivedMessage> messages_ ABSL_GUARDED_BY(mu_);
   grpc::Status status_ ABSL_GUARDED_BY(mu_);
   bool done_ ABSL_GUARDED_BY(mu_) = false;
 };

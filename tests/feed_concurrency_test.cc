@@ -2,7 +2,8 @@
 // patients through the registry (real SQLite store) while subscribers, some
 // replaying from the first event and some live, pull messages on threads of
 // their own, woken by the hub's notify callback. Every subscriber must see
-// one gapless, repeat-free sequence. Run under ThreadSanitizer by
+// one gapless, repeat-free sequence, whether it takes one event per message
+// or batches. Run under ThreadSanitizer by
 // scripts/sanitize.sh tsan, where every lock and thread here is visible.
 #include <algorithm>
 #include <atomic>
@@ -31,9 +32,10 @@ using ::vigil::testing::TempDir;
 // Pulls one subscription's messages on its own thread until it finishes.
 class Puller {
  public:
-  // `start`: the event number the subscription starts after.
-  Puller(EventHub* hub, std::shared_ptr<Subscription> sub, int64_t start)
-      : hub_(hub), sub_(std::move(sub)), start_(start) {
+  // `start`: the event number the subscription starts after; `max_batch`:
+  // the most events it asked for in one message.
+  Puller(EventHub* hub, std::shared_ptr<Subscription> sub, int64_t start, size_t max_batch)
+      : hub_(hub), sub_(std::move(sub)), start_(start), max_batch_(max_batch) {
     sub_->Attach(
         [this] {
           absl::MutexLock lock(&mu_);
@@ -57,6 +59,12 @@ class Puller {
     absl::MutexLock lock(&mu_);
     return finish_;
   }
+  size_t max_batch() const { return max_batch_; }
+  // The most events one write carried.
+  size_t largest_write() {
+    absl::MutexLock lock(&mu_);
+    return largest_write_;
+  }
 
  private:
   void Run() {
@@ -68,10 +76,13 @@ class Puller {
         return;
       }
       if (action.kind == Subscription::Action::Kind::kWrite) {
-        sub_->Delivered(*action.message);
-        if (action.message->has_alert_event()) {
-          absl::MutexLock lock(&mu_);
-          numbers_.push_back(action.message->event_number());
+        sub_->Delivered(action.last_event_number());
+        absl::MutexLock lock(&mu_);
+        largest_write_ = std::max(largest_write_, action.messages.size());
+        for (const auto& message : action.messages) {
+          if (!message->heartbeat) {
+            numbers_.push_back(message->event_number);
+          }
         }
         continue;
       }
@@ -85,7 +96,9 @@ class Puller {
   EventHub* const hub_;
   std::shared_ptr<Subscription> sub_;
   const int64_t start_;
+  const size_t max_batch_;
   absl::Mutex mu_;
+  size_t largest_write_ ABSL_GUARDED_BY(mu_) = 0;
   bool kicked_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<int64_t> numbers_ ABSL_GUARDED_BY(mu_);
   absl::Status finish_ ABSL_GUARDED_BY(mu_);
@@ -109,14 +122,15 @@ TEST(FeedConcurrencyTest, WritersAndSubscribersOnManyThreadsSeeOneGaplessOrder) 
   constexpr int kWritesEach = 30;
   std::atomic<int64_t> last_number{0};
   std::vector<std::unique_ptr<Puller>> pullers;
-  auto subscribe = [&](std::optional<int64_t> after) {
+  auto subscribe = [&](std::optional<int64_t> after, size_t max_batch = 1) {
     // A live subscription starts after the latest event at that moment.
     const int64_t start = after.has_value() ? *after : hub.latest();
-    auto sub = hub.Subscribe(EventFilter{}, after, absl::Seconds(300));
+    auto sub = hub.Subscribe(EventFilter{}, after, absl::Seconds(300), max_batch);
     ASSERT_TRUE(sub.ok()) << sub.status();
-    pullers.push_back(std::make_unique<Puller>(&hub, *std::move(sub), std::max(start, after.value_or(0))));
+    pullers.push_back(std::make_unique<Puller>(&hub, *std::move(sub), std::max(start, after.value_or(0)), max_batch));
   };
   subscribe(0);
+  subscribe(0, 7);
   std::vector<std::thread> writers;
   for (int w = 0; w < kWriters; ++w) {
     writers.emplace_back([&, w] {
@@ -142,6 +156,9 @@ TEST(FeedConcurrencyTest, WritersAndSubscribersOnManyThreadsSeeOneGaplessOrder) 
   subscribe(0);
   subscribe(last_number.load() / 2);
   subscribe(std::nullopt);
+  subscribe(0, 1000);
+  subscribe(last_number.load() / 2, 3);
+  subscribe(std::nullopt, 50);
   for (auto& t : writers) {
     t.join();
   }
@@ -162,6 +179,7 @@ TEST(FeedConcurrencyTest, WritersAndSubscribersOnManyThreadsSeeOneGaplessOrder) 
     for (size_t k = 0; k < numbers.size(); ++k) {
       ASSERT_EQ(numbers[k], pullers[i]->start() + static_cast<int64_t>(k) + 1) << "subscriber " << i << " at " << k;
     }
+    EXPECT_LE(pullers[i]->largest_write(), pullers[i]->max_batch()) << "subscriber " << i;
   }
   pullers.clear();  // joins each puller; CloseAll finished them
 }

@@ -45,8 +45,24 @@ Subscription::Action Subscription::Next() {
     }
     if (!queue_.empty()) {
       action.kind = Action::Kind::kWrite;
-      action.message = std::move(queue_.front());
-      queue_.pop_front();
+      // A heartbeat always goes alone; events go alone, or as many as are
+      // queued up to the subscriber's batch size and kMaxBatchBytes. Never
+      // waiting for more: a batch is whatever piled up during the last write.
+      size_t batch_bytes = 0;
+      do {
+        const FeedMessage& front = *queue_.front();
+        if (!action.messages.empty()) {
+          batch_bytes += BatchElementSize(front);
+          if (front.heartbeat || batch_bytes > kMaxBatchBytes) {
+            break;
+          }
+        } else {
+          batch_bytes = BatchElementSize(front);
+        }
+        action.messages.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      } while (!action.messages.front()->heartbeat && action.messages.size() < max_events_per_message_ &&
+               !queue_.empty());
       last_activity_ = absl::Now();
     }
     if (catching_up_ && !page_requested_ && queue_.size() < static_cast<size_t>(hub_->options_.page_size) / 2) {
@@ -60,12 +76,21 @@ Subscription::Action Subscription::Next() {
   return action;
 }
 
-void Subscription::Delivered(const v1::SubscribeResponse& message) {
-  if (!message.has_alert_event()) {
+int64_t Subscription::Action::last_event_number() const {
+  for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
+    if (!(*it)->heartbeat) {
+      return (*it)->event_number;
+    }
+  }
+  return 0;
+}
+
+void Subscription::Delivered(int64_t last_event_number) {
+  if (last_event_number <= 0) {
     return;
   }
   absl::MutexLock lock(&mu_);
-  last_delivered_ = std::max(last_delivered_, message.event_number());
+  last_delivered_ = std::max(last_delivered_, last_event_number);
 }
 
 void Subscription::Attach(std::function<void()> notify, std::function<void()> cancel) {
@@ -131,7 +156,8 @@ absl::Status EventHub::Start() {
 }
 
 absl::StatusOr<std::shared_ptr<Subscription>> EventHub::Subscribe(EventFilter filter, std::optional<int64_t> after,
-                                                                  absl::Duration heartbeat) {
+                                                                  absl::Duration heartbeat,
+                                                                  size_t max_events_per_message) {
   std::shared_ptr<Subscription> sub;
   bool catching_up = false;
   {
@@ -145,7 +171,8 @@ absl::StatusOr<std::shared_ptr<Subscription>> EventHub::Subscribe(EventFilter fi
                                                 latest_, " of this service"));
     }
     catching_up = start < latest_;
-    sub.reset(new Subscription(this, std::move(filter), start, catching_up, heartbeat));
+    sub.reset(new Subscription(this, std::move(filter), start, catching_up, heartbeat,
+                               std::max<size_t>(1, max_events_per_message)));
     if (catching_up) {
       absl::MutexLock sub_lock(&sub->mu_);
       sub->page_requested_ = true;
@@ -180,6 +207,15 @@ void EventHub::ReadPage(const std::shared_ptr<Subscription>& sub) {
     cursor = sub->cursor_;
   }
   auto events = store_->ReadEvents(cursor, options_.page_size);
+  // Serialized before the locks are taken (the filter is immutable); a
+  // message is null for an event that does not match.
+  std::vector<std::pair<int64_t, std::shared_ptr<const FeedMessage>>> page;
+  if (events.ok()) {
+    page.reserve(events->size());
+    for (const auto& e : *events) {
+      page.emplace_back(e.number, sub->filter_.Matches(e.event) ? MakeEventMessage(e.number, e.event) : nullptr);
+    }
+  }
   bool more = false;
   {
     absl::MutexLock hub_lock(&mu_);
@@ -190,16 +226,13 @@ void EventHub::ReadPage(const std::shared_ptr<Subscription>& sub) {
       sub->finish_names_resume_point_ = true;
       sub->queue_.clear();
     } else {
-      for (auto& e : *events) {
-        if (e.number <= sub->cursor_) {
+      for (auto& [number, message] : page) {
+        if (number <= sub->cursor_) {
           continue;
         }
-        sub->cursor_ = e.number;
-        if (sub->filter_.Matches(e.event)) {
-          auto msg = std::make_shared<v1::SubscribeResponse>();
-          msg->set_event_number(e.number);
-          *msg->mutable_alert_event() = std::move(e.event);
-          sub->queue_.push_back(std::move(msg));
+        sub->cursor_ = number;
+        if (message != nullptr) {
+          sub->queue_.push_back(std::move(message));
         }
       }
       if (sub->cursor_ >= latest_) {
@@ -221,14 +254,12 @@ void EventHub::Publish(const std::vector<StoredEvent>& events) {
   if (events.empty()) {
     return;
   }
-  // Each event becomes one message, shared by every subscriber it matches.
-  std::vector<std::shared_ptr<const v1::SubscribeResponse>> messages;
+  // Each event becomes one message, serialized once here (outside the
+  // hub's lock) and shared by every subscriber it matches.
+  std::vector<std::shared_ptr<const FeedMessage>> messages;
   messages.reserve(events.size());
   for (const auto& e : events) {
-    auto msg = std::make_shared<v1::SubscribeResponse>();
-    msg->set_event_number(e.number);
-    *msg->mutable_alert_event() = e.event;
-    messages.push_back(std::move(msg));
+    messages.push_back(MakeEventMessage(e.number, e.event));
   }
   std::vector<std::shared_ptr<Subscription>> to_notify;
   {
@@ -267,8 +298,12 @@ void EventHub::Publish(const std::vector<StoredEvent>& events) {
       }
     }
   }
-  for (const auto& sub : to_notify) {
-    sub->Notify();
+  if (!to_notify.empty()) {
+    notifier_.Post([to_notify = std::move(to_notify)] {
+      for (const auto& sub : to_notify) {
+        sub->Notify();
+      }
+    });
   }
 }
 
@@ -313,13 +348,6 @@ size_t EventHub::subscriber_count() const {
   return subs_.size();
 }
 
-std::shared_ptr<const v1::SubscribeResponse> EventHub::Heartbeat(int64_t latest) {
-  auto msg = std::make_shared<v1::SubscribeResponse>();
-  msg->set_event_number(latest);
-  msg->mutable_heartbeat()->set_time(absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()));
-  return msg;
-}
-
 void EventHub::Tick() {
   while (true) {
     absl::SleepFor(kTick);
@@ -341,7 +369,7 @@ void EventHub::Tick() {
           continue;
         }
         if (sub->queue_.empty() && !sub->catching_up_ && now - sub->last_activity_ >= sub->heartbeat_) {
-          sub->queue_.push_back(Heartbeat(latest_));
+          sub->queue_.push_back(MakeHeartbeatMessage(latest_, now));
           sub->last_activity_ = now;
           to_notify.push_back(sub);
         }

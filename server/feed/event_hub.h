@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/common/worker.h"
+#include "server/feed/feed_message.h"
 #include "server/store/store.h"
 #include "vigil/v1/alert_feed.pb.h"
 
@@ -44,17 +45,27 @@ class Subscription : public std::enable_shared_from_this<Subscription> {
   struct Action {
     enum class Kind { kNothing, kWrite, kFinish };
     Kind kind = Kind::kNothing;
-    // Shared, immutable: a published event is one message for every
+    // For kWrite, what goes in the next message: one message (an event or a
+    // heartbeat) sent as it is, or, for a subscriber that asked for batches,
+    // several events (oldest first) to send as one batch (BuildBatch).
+    // Shared, immutable: a published event is serialized once for every
     // subscriber, never copied per subscriber.
-    std::shared_ptr<const v1::SubscribeResponse> message;
+    std::vector<std::shared_ptr<const FeedMessage>> messages;
     absl::Status status;
+
+    // The number of the last event among `messages`; 0 when there is none
+    // (a heartbeat).
+    int64_t last_event_number() const;
   };
 
-  // The next message to write, the status to finish with, or nothing yet.
+  // The next message to write (up to max_events_per_message events that are
+  // already queued, never waiting for more), the status to finish with, or
+  // nothing yet.
   Action Next();
 
-  // Records that the message with this event number was delivered.
-  void Delivered(const v1::SubscribeResponse& message);
+  // Records that the events of a write, up to `last_event_number`
+  // (Action::last_event_number), were delivered; 0 records nothing.
+  void Delivered(int64_t last_event_number);
 
   // Sets the callback that tells the transport to call Next() again. It is
   // called from the hub's threads; Detach() stops it (waiting for a call in
@@ -69,16 +80,20 @@ class Subscription : public std::enable_shared_from_this<Subscription> {
 
  private:
   friend class EventHub;
-  Subscription(EventHub* hub, EventFilter filter, int64_t start, bool catching_up, absl::Duration heartbeat)
-      : hub_(hub), filter_(std::move(filter)), cursor_(start), last_delivered_(start),
-        catching_up_(catching_up), heartbeat_(heartbeat) {}
+  Subscription(EventHub* hub, EventFilter filter, int64_t start, bool catching_up, absl::Duration heartbeat,
+               size_t max_events_per_message)
+      : hub_(hub), filter_(std::move(filter)), max_events_per_message_(max_events_per_message), cursor_(start),
+        last_delivered_(start), catching_up_(catching_up), heartbeat_(heartbeat) {}
   void Notify();
 
   EventHub* const hub_;
   const EventFilter filter_;
+  // 1: one event per message; more: batches of up to this many events.
+  const size_t max_events_per_message_;
 
   mutable absl::Mutex mu_;
-  std::deque<std::shared_ptr<const v1::SubscribeResponse>> queue_ ABSL_GUARDED_BY(mu_);
+  // Messages to send, one event (or heartbeat) each.
+  std::deque<std::shared_ptr<const FeedMessage>> queue_ ABSL_GUARDED_BY(mu_);
   // Highest event number read or enqueued so far (replay cursor).
   int64_t cursor_ ABSL_GUARDED_BY(mu_);
   int64_t last_delivered_ ABSL_GUARDED_BY(mu_);
@@ -120,15 +135,20 @@ class EventHub {
   absl::Status Start();
 
   // A new subscription: every matching event after `after` (replayed from the
-  // store, then live), or only new events when `after` is absent.
+  // store, then live), or only new events when `after` is absent. With
+  // `max_events_per_message` above 1, events that are waiting when the
+  // transport asks for the next message go out together, up to that many.
   absl::StatusOr<std::shared_ptr<Subscription>> Subscribe(EventFilter filter, std::optional<int64_t> after,
-                                                          absl::Duration heartbeat);
+                                                          absl::Duration heartbeat,
+                                                          size_t max_events_per_message = 1);
 
   // Removes a subscription (the transport is done with it).
   void Unsubscribe(const Subscription* subscription);
 
   // Publishes committed events, in event-number order. Callers publish in
-  // commit order (the registry holds its write lock).
+  // commit order (the registry holds its write lock). The events are queued
+  // for their subscribers before it returns; the transports are told on the
+  // hub's own thread.
   void Publish(const std::vector<StoredEvent>& events);
 
   // Closes every subscription with `status` (server shutdown).
@@ -144,11 +164,15 @@ class EventHub {
   void RequestPage(std::shared_ptr<Subscription> sub);
   void ReadPage(const std::shared_ptr<Subscription>& sub);
   void Tick();
-  static std::shared_ptr<const v1::SubscribeResponse> Heartbeat(int64_t latest);
 
   Store* const store_;
   const Options options_;
   Worker reader_;
+  // Tells the transports of new events (Publish). A transport that is told
+  // may write at once on the thread that tells it, and Publish runs on the
+  // registry's database worker, which must not carry every subscriber's
+  // write before it can take the next commit.
+  Worker notifier_;
 
   mutable absl::Mutex mu_;
   int64_t latest_ ABSL_GUARDED_BY(mu_) = 0;

@@ -78,6 +78,11 @@ absl::Status ValidateSubscribeRequest(const v1::SubscribeRequest& request) {
   if (request.heartbeat_interval_seconds() < 0 || request.heartbeat_interval_seconds() > 300) {
     return absl::InvalidArgumentError("heartbeat_interval_seconds: must be from 1 to 300, or 0 for the default");
   }
+  if (request.max_events_per_message() < 0 || request.max_events_per_message() > kMaxEventsPerMessage) {
+    return absl::InvalidArgumentError(absl::StrCat("max_events_per_message: must be from 0 to ", kMaxEventsPerMessage,
+                                                   " (0 or 1: one event per message), not ",
+                                                   request.max_events_per_message()));
+  }
   return absl::OkStatus();
 }
 

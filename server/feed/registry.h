@@ -50,6 +50,10 @@ class PatientRegistry {
   absl::Mutex write_mu_;
 };
 
+// The most events a subscriber may ask for in one message
+// (SubscribeRequest.max_events_per_message).
+inline constexpr int kMaxEventsPerMessage = 1000;
+
 // Validation of the feed's requests (field paths in messages).
 absl::Status ValidateSubscribeRequest(const v1::SubscribeRequest& request);
 absl::Status ValidateAcknowledgeRequest(const v1::AcknowledgeAlertRequest& request);

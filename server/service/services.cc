@@ -1,5 +1,6 @@
 #include "server/service/services.h"
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -182,12 +183,30 @@ grpc::ServerUnaryReactor* Rejected(grpc::CallbackServerContext* context, const a
   return reactor;
 }
 
+// The bytes of one write of a subscription. A single message is written as
+// the hub serialized it, without a copy: the slice refers to the shared bytes
+// and holds a reference to them until gRPC is done with it. Several events
+// are concatenated into one batch message, built in place in the slice gRPC
+// sends.
+grpc::ByteBuffer ToByteBuffer(std::vector<std::shared_ptr<const FeedMessage>> messages) {
+  if (messages.size() == 1) {
+    auto* held = new std::shared_ptr<const FeedMessage>(std::move(messages.front()));
+    grpc::Slice slice(
+        const_cast<char*>((*held)->bytes.data()), (*held)->bytes.size(),
+        [](void* p) { delete static_cast<std::shared_ptr<const FeedMessage>*>(p); }, held);
+    return grpc::ByteBuffer(&slice, 1);
+  }
+  grpc::Slice slice(BatchSize(messages));  // Not zero-filled: every byte is written next.
+  WriteBatch(messages, const_cast<uint8_t*>(slice.begin()));
+  return grpc::ByteBuffer(&slice, 1);
+}
+
 // One subscription's stream: pulls messages from the domain Subscription,
 // one write in flight at a time. Outside a reaction (Begin, Reject, Kick from
 // the hub's threads) Finish is called with mu_ released and nothing of the
 // reactor is touched afterwards: gRPC may run OnDone, which deletes it, on
 // another thread as soon as Finish is called.
-class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResponse> {
+class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   SubscribeReactor(grpc::CallbackServerContext* context, EventHub* hub) : context_(context), hub_(hub) {}
 
@@ -221,8 +240,9 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
 
   void OnWriteDone(bool ok) override {
     if (ok) {
-      sub_->Delivered(*current_);
+      sub_->Delivered(current_last_event_);
     }
+    current_.Clear();
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
@@ -270,8 +290,9 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
       switch (action.kind) {
         case Subscription::Action::Kind::kWrite:
           writing_ = true;
-          current_ = std::move(action.message);
-          StartWrite(current_.get());
+          current_last_event_ = action.last_event_number();
+          current_ = ToByteBuffer(std::move(action.messages));
+          StartWrite(&current_);
           break;
         case Subscription::Action::Kind::kFinish:
           finished_ = true;
@@ -294,8 +315,10 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
-  // The message being written (shared with the other subscribers).
-  std::shared_ptr<const v1::SubscribeResponse> current_;
+  // The message being written (an event's bytes are shared with the other
+  // subscribers), and the number of its last event (0: a heartbeat).
+  grpc::ByteBuffer current_;
+  int64_t current_last_event_ = 0;
 };
 
 }  // namespace
@@ -509,10 +532,24 @@ grpc::ServerUnaryReactor* PatientsService::DeletePatient(grpc::CallbackServerCon
       [registry, request] { return registry->DeletePatient(request->patient_id()); });
 }
 
-grpc::ServerWriteReactor<v1::SubscribeResponse>* AlertFeedService::Subscribe(grpc::CallbackServerContext* context,
-                                                                             const v1::SubscribeRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* AlertFeedService::Subscribe(grpc::CallbackServerContext* context,
+                                                                        const grpc::ByteBuffer* raw_request) {
   constexpr char kMethod[] = "vigil.v1.AlertFeed/Subscribe";
   auto* reactor = new SubscribeReactor(context, deps_.hub);
+  // The method is raw, so the request is parsed here, as gRPC does before
+  // a typed method's handler: bytes that are not a SubscribeRequest get the
+  // answer the parse-error interceptor gives for the typed methods, before
+  // anything else (and, as there, without an audit record).
+  v1::SubscribeRequest parsed;
+  grpc::ByteBuffer bytes(*raw_request);  // Deserialize consumes its buffer; this is a reference.
+  if (!grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&bytes, &parsed).ok()) {
+    reactor->Reject(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        "request: cannot be parsed as vigil.v1.SubscribeRequest: the bytes are not that message in protobuf wire "
+        "format, or one of its string fields is not valid UTF-8 (protobuf refuses those); nothing was subscribed"));
+    return reactor;
+  }
+  const v1::SubscribeRequest* request = &parsed;
   std::string patients = absl::StrJoin(request->patient_ids(), ",");
   if (patients.empty()) {
     patients = "*";
@@ -547,7 +584,8 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* AlertFeedService::Subscribe(grp
   if (request->has_after_event_number()) {
     after = request->after_event_number();
   }
-  auto sub = deps_.hub->Subscribe(std::move(filter), after, absl::Seconds(heartbeat));
+  auto sub = deps_.hub->Subscribe(std::move(filter), after, absl::Seconds(heartbeat),
+                                  static_cast<size_t>(std::max(1, request->max_events_per_message())));
   if (!sub.ok()) {
     reject(std::move(audit), sub.status());
     return reactor;

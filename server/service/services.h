@@ -112,11 +112,20 @@ class PatientsService final : public v1::Patients::CallbackService {
   const ServiceDeps deps_;
 };
 
-class AlertFeedService final : public v1::AlertFeed::CallbackService {
+// Subscribe is a raw method (it reads the request's bytes and writes bytes):
+// the feed serializes each event once, when it is published, and every
+// subscriber's stream writes those same bytes, alone or concatenated into a
+// batch, instead of serializing a message per subscriber.
+class AlertFeedService final
+    : public v1::AlertFeed::WithRawCallbackMethod_Subscribe<
+          v1::AlertFeed::WithCallbackMethod_AcknowledgeAlert<v1::AlertFeed::WithCallbackMethod_ListAlerts<
+              v1::AlertFeed::Service>>> {
  public:
   explicit AlertFeedService(const ServiceDeps& deps) : deps_(deps) {}
-  grpc::ServerWriteReactor<v1::SubscribeResponse>* Subscribe(grpc::CallbackServerContext* context,
-                                                            const v1::SubscribeRequest* request) override;
+  // `request` is a vigil.v1.SubscribeRequest in wire format; each message
+  // written is a vigil.v1.SubscribeResponse.
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* context,
+                                                       const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* AcknowledgeAlert(grpc::CallbackServerContext* context,
                                              const v1::AcknowledgeAlertRequest* request,
                                              v1::AcknowledgeAlertResponse* response) override;
