@@ -70,7 +70,32 @@ count_events() { grep -c "\"event\":\"$1\"" "$work/server.log" || true; }
 
 # Starts the server on port $1 (0 picks one), metrics on $2, and waits
 # until it logs that it is listening.
-port=0
+#
+# The port is a free one below the kernel's ephemeral range: the server is
+# restarted on it after the kill -9, and while nothing listens there the
+# soak's clients keep reconnecting. With a port inside the ephemeral range a
+# reconnect can be given that same port as its source, and TCP then connects
+# the client to itself (it answered its own handshake for seconds once).
+free_port_below_ephemeral() {
+  python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(200):
+    port = random.randrange(max(1024, low - 12000), low)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    print(0)
+PY
+}
+port="$(free_port_below_ephemeral)"
 metrics_port=0
 start_server() {
   local before
@@ -101,7 +126,7 @@ metric() {
 }
 
 touch "$work/server.log"
-start_server 0 0
+start_server "$port" 0
 log "server pid $server_pid on 127.0.0.1:$port (metrics :$metrics_port), database $work/vigil.db"
 
 # shellcheck disable=SC2086  # VIGIL_SOAK_ARGS is a list of flags.
