@@ -2,8 +2,10 @@
 
 #include <sqlite3.h>
 
+#include <memory>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -62,11 +64,87 @@ CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 
 
 std::string Now() { return absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()); }
 
-// A prepared statement, finalized on destruction.
+}  // namespace
+
+// The store's statements, kept prepared from call to call: SQLite compiles
+// a statement's SQL each time it is prepared, which a write of a patient
+// (a dozen statements, some once per alert or event) paid on every call.
+// Keyed by the address of the SQL text, which is always a literal. Used
+// under the store's lock only.
+class StatementCache {
+ public:
+  explicit StatementCache(sqlite3* db) : db_(db) {}
+  ~StatementCache() {
+    for (auto& [sql, entry] : entries_) {
+      sqlite3_finalize(entry.stmt);
+    }
+  }
+  StatementCache(const StatementCache&) = delete;
+  StatementCache& operator=(const StatementCache&) = delete;
+
+  // The prepared statement of `sql`, marked in use; null when it is already
+  // in use (the caller then prepares its own) or cannot be prepared (*rc
+  // says why).
+  sqlite3_stmt* Acquire(const char* sql, int* rc) {
+    *rc = SQLITE_OK;
+    auto it = entries_.find(sql);
+    if (it == entries_.end()) {
+      sqlite3_stmt* stmt = nullptr;
+      *rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+      if (*rc != SQLITE_OK) {
+        sqlite3_finalize(stmt);
+        return nullptr;
+      }
+      it = entries_.emplace(sql, Entry{stmt, false}).first;
+    }
+    if (it->second.in_use) {
+      return nullptr;
+    }
+    it->second.in_use = true;
+    return it->second.stmt;
+  }
+
+  // Gives back a statement from Acquire, reset and with its bindings
+  // cleared (a statement left mid-result would hold its read transaction).
+  void Release(const char* sql) {
+    auto it = entries_.find(sql);
+    sqlite3_reset(it->second.stmt);
+    sqlite3_clear_bindings(it->second.stmt);
+    it->second.in_use = false;
+  }
+
+  sqlite3* db() const { return db_; }
+
+ private:
+  struct Entry {
+    sqlite3_stmt* stmt;
+    bool in_use;
+  };
+  sqlite3* const db_;
+  absl::flat_hash_map<const char*, Entry> entries_;
+};
+
+namespace {
+
+// A prepared statement: the cache's when it is free, otherwise one of its
+// own, finalized on destruction.
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
-  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(StatementCache* cache, const char* sql) : sql_(sql) {
+    stmt_ = cache->Acquire(sql, &rc_);
+    if (stmt_ != nullptr) {
+      cache_ = cache;
+    } else if (rc_ == SQLITE_OK) {
+      rc_ = sqlite3_prepare_v2(cache->db(), sql, -1, &stmt_, nullptr);
+    }
+  }
+  ~Statement() {
+    if (cache_ != nullptr) {
+      cache_->Release(sql_);
+    } else {
+      sqlite3_finalize(stmt_);
+    }
+  }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
@@ -106,6 +184,8 @@ class Statement {
   }
 
  private:
+  const char* const sql_;
+  StatementCache* cache_ = nullptr;  // set when the statement is the cache's
   sqlite3_stmt* stmt_ = nullptr;
   int rc_ = SQLITE_OK;
 };
@@ -156,8 +236,12 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
   return store;
 }
 
+SqliteStore::SqliteStore(sqlite3* db, std::string path)
+    : db_(db), statements_(std::make_unique<StatementCache>(db)), path_(std::move(path)) {}
+
 SqliteStore::~SqliteStore() {
   absl::MutexLock lock(&mu_);
+  statements_.reset();  // finalized before the connection closes
   sqlite3_close(db_);
 }
 
@@ -175,7 +259,7 @@ absl::Status SqliteStore::Migrate() {
   absl::MutexLock lock(&mu_);
   int version = 0;
   {
-    Statement st(db_, "PRAGMA user_version");
+    Statement st(statements_.get(), "PRAGMA user_version");
     if (!st.ok() || st.Step() != SQLITE_ROW) {
       return StatusFor(st.rc(), db_, path_, "cannot read the schema version");
     }
@@ -212,7 +296,7 @@ absl::StatusOr<PatientState> SqliteStore::LoadPatient(const std::string& patient
   absl::MutexLock lock(&mu_);
   PatientState state;
   {
-    Statement st(db_, "SELECT revision FROM patient_revisions WHERE id = ?");
+    Statement st(statements_.get(), "SELECT revision FROM patient_revisions WHERE id = ?");
     st.Bind(1, patient_id);
     const int rc = st.Step();
     if (rc == SQLITE_ROW) {
@@ -222,7 +306,7 @@ absl::StatusOr<PatientState> SqliteStore::LoadPatient(const std::string& patient
     }
   }
   {
-    Statement st(db_, "SELECT data FROM patients WHERE id = ?");
+    Statement st(statements_.get(), "SELECT data FROM patients WHERE id = ?");
     st.Bind(1, patient_id);
     const int rc = st.Step();
     if (rc == SQLITE_ROW) {
@@ -234,7 +318,7 @@ absl::StatusOr<PatientState> SqliteStore::LoadPatient(const std::string& patient
       return StatusFor(rc, db_, path_, "cannot read the patient");
     }
   }
-  Statement st(db_, "SELECT data FROM alerts WHERE patient_id = ? ORDER BY alert_id");
+  Statement st(statements_.get(), "SELECT data FROM alerts WHERE patient_id = ? ORDER BY alert_id");
   st.Bind(1, patient_id);
   int rc = 0;
   while ((rc = st.Step()) == SQLITE_ROW) {
@@ -271,7 +355,7 @@ absl::StatusOr<CommitResult> SqliteStore::CommitLocked(const PatientChange& chan
   // Optimistic concurrency: the change must be computed from the stored revision.
   int64_t revision = 0;
   {
-    Statement st(db_, "SELECT revision FROM patient_revisions WHERE id = ?");
+    Statement st(statements_.get(), "SELECT revision FROM patient_revisions WHERE id = ?");
     st.Bind(1, change.patient_id);
     const int rc = st.Step();
     if (rc == SQLITE_ROW) {
@@ -285,7 +369,7 @@ absl::StatusOr<CommitResult> SqliteStore::CommitLocked(const PatientChange& chan
                                            ", expected ", change.expected_revision, "); retry"));
   }
   {
-    Statement st(db_, "INSERT INTO patient_revisions(id, revision) VALUES(?, ?) "
+    Statement st(statements_.get(), "INSERT INTO patient_revisions(id, revision) VALUES(?, ?) "
                       "ON CONFLICT(id) DO UPDATE SET revision = excluded.revision");
     st.Bind(1, change.patient_id).Bind(2, revision + 1);
     if (const int rc = st.Step(); rc != SQLITE_DONE) {
@@ -293,7 +377,7 @@ absl::StatusOr<CommitResult> SqliteStore::CommitLocked(const PatientChange& chan
     }
   }
   if (change.op == PatientChange::Op::kPut) {
-    Statement st(db_, "INSERT INTO patients(id, revision, data, update_time) VALUES(?, ?, ?, ?) "
+    Statement st(statements_.get(), "INSERT INTO patients(id, revision, data, update_time) VALUES(?, ?, ?, ?) "
                       "ON CONFLICT(id) DO UPDATE SET revision = excluded.revision, data = excluded.data, "
                       "update_time = excluded.update_time");
     st.Bind(1, change.patient_id).Bind(2, revision + 1).BindBlob(3, change.patient.SerializeAsString()).Bind(4, now);
@@ -301,7 +385,7 @@ absl::StatusOr<CommitResult> SqliteStore::CommitLocked(const PatientChange& chan
       return StatusFor(rc, db_, path_, "cannot write the patient");
     }
   } else if (change.op == PatientChange::Op::kDelete) {
-    Statement st(db_, "DELETE FROM patients WHERE id = ?");
+    Statement st(statements_.get(), "DELETE FROM patients WHERE id = ?");
     st.Bind(1, change.patient_id);
     if (const int rc = st.Step(); rc != SQLITE_DONE) {
       return StatusFor(rc, db_, path_, "cannot delete the patient");
@@ -309,7 +393,7 @@ absl::StatusOr<CommitResult> SqliteStore::CommitLocked(const PatientChange& chan
   }
   int64_t latest = 0;
   {
-    Statement st(db_, "SELECT COALESCE(MAX(event_number), 0) FROM events");
+    Statement st(statements_.get(), "SELECT COALESCE(MAX(event_number), 0) FROM events");
     if (const int rc = st.Step(); rc != SQLITE_ROW) {
       return StatusFor(rc, db_, path_, "cannot read the latest event number");
     }
@@ -337,7 +421,7 @@ absl::StatusOr<CommitResult> SqliteStore::CommitLocked(const PatientChange& chan
         }
       }
     }
-    Statement st(db_, "INSERT INTO events(event_number, patient_id, type, alert_id, data, event_time) "
+    Statement st(statements_.get(), "INSERT INTO events(event_number, patient_id, type, alert_id, data, event_time) "
                       "VALUES(?, ?, ?, ?, ?, ?)");
     st.Bind(1, stored.number)
         .Bind(2, stored.event.patient_id())
@@ -351,7 +435,7 @@ absl::StatusOr<CommitResult> SqliteStore::CommitLocked(const PatientChange& chan
     result.events.push_back(std::move(stored));
   }
   for (const auto& alert : result.alerts) {
-    Statement st(db_, "INSERT INTO alerts(alert_id, patient_id, status, data, update_time) VALUES(?, ?, ?, ?, ?) "
+    Statement st(statements_.get(), "INSERT INTO alerts(alert_id, patient_id, status, data, update_time) VALUES(?, ?, ?, ?, ?) "
                       "ON CONFLICT(alert_id) DO UPDATE SET status = excluded.status, data = excluded.data, "
                       "update_time = excluded.update_time");
     st.Bind(1, alert.record().alert().id())
@@ -369,7 +453,7 @@ absl::StatusOr<CommitResult> SqliteStore::CommitLocked(const PatientChange& chan
 
 absl::StatusOr<std::optional<std::string>> SqliteStore::FindAlertPatient(const std::string& alert_id) {
   absl::MutexLock lock(&mu_);
-  Statement st(db_, "SELECT patient_id FROM alerts WHERE alert_id = ?");
+  Statement st(statements_.get(), "SELECT patient_id FROM alerts WHERE alert_id = ?");
   st.Bind(1, alert_id);
   const int rc = st.Step();
   if (rc == SQLITE_ROW) {
@@ -383,7 +467,7 @@ absl::StatusOr<std::optional<std::string>> SqliteStore::FindAlertPatient(const s
 
 absl::StatusOr<std::vector<StoredEvent>> SqliteStore::ReadEvents(int64_t after, int limit) {
   absl::MutexLock lock(&mu_);
-  Statement st(db_, "SELECT event_number, data FROM events WHERE event_number > ? ORDER BY event_number LIMIT ?");
+  Statement st(statements_.get(), "SELECT event_number, data FROM events WHERE event_number > ? ORDER BY event_number LIMIT ?");
   st.Bind(1, after).Bind(2, static_cast<int64_t>(limit));
   std::vector<StoredEvent> out;
   int rc = 0;
@@ -402,7 +486,7 @@ absl::StatusOr<std::vector<StoredEvent>> SqliteStore::ReadEvents(int64_t after, 
 
 absl::StatusOr<int64_t> SqliteStore::LatestEventNumber() {
   absl::MutexLock lock(&mu_);
-  Statement st(db_, "SELECT COALESCE(MAX(event_number), 0) FROM events");
+  Statement st(statements_.get(), "SELECT COALESCE(MAX(event_number), 0) FROM events");
   if (const int rc = st.Step(); rc != SQLITE_ROW) {
     return StatusFor(rc, db_, path_, "cannot read the latest event number");
   }
@@ -419,7 +503,7 @@ absl::Status SqliteStore::AppendAudit(const std::vector<v1::AuditEvent>& events)
   }
   const std::string now = Now();
   // Prepared once for the batch (a group commit can hold a thousand records).
-  Statement insert(db_, "INSERT INTO audit(recorded_time, action, method, agent, peer, patient_id, outcome, alert_id) "
+  Statement insert(statements_.get(), "INSERT INTO audit(recorded_time, action, method, agent, peer, patient_id, outcome, alert_id) "
                         "VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
   for (const auto& e : events) {
     insert.Reset();
@@ -440,7 +524,7 @@ absl::Status SqliteStore::AppendAudit(const std::vector<v1::AuditEvent>& events)
 
 absl::StatusOr<std::vector<v1::AuditEvent>> SqliteStore::ReadAudit(int64_t after_id, int limit) {
   absl::MutexLock lock(&mu_);
-  Statement st(db_, "SELECT id, recorded_time, action, method, agent, peer, patient_id, outcome, alert_id FROM audit "
+  Statement st(statements_.get(), "SELECT id, recorded_time, action, method, agent, peer, patient_id, outcome, alert_id FROM audit "
                     "WHERE id > ? ORDER BY id LIMIT ?");
   st.Bind(1, after_id).Bind(2, static_cast<int64_t>(limit));
   std::vector<v1::AuditEvent> out;

@@ -14,6 +14,8 @@ struct sqlite3;
 
 namespace vigil {
 
+class StatementCache;
+
 class SqliteStore final : public Store {
  public:
   // The schema version this build writes. Older files are migrated in place
@@ -38,13 +40,15 @@ class SqliteStore final : public Store {
   int schema_version() const { return schema_version_; }
 
  private:
-  explicit SqliteStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  explicit SqliteStore(sqlite3* db, std::string path);
   absl::Status Migrate();
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<CommitResult> CommitLocked(const PatientChange& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
+  // Statements kept prepared from call to call (see sqlite_store.cc).
+  std::unique_ptr<StatementCache> statements_ ABSL_GUARDED_BY(mu_);
   const std::string path_;
   int schema_version_ = 0;
 };
