@@ -28,6 +28,7 @@
 #include "absl/flags/parse.h"
 #include "google/protobuf/arena.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "bench/workload.h"
 #include "grpcpp/grpcpp.h"
 #include "vigil/v1/decision_support.grpc.pb.h"
 
@@ -105,29 +106,7 @@ vigil::v1::CheckMedicationsRequest CheckRequest() {
     request.add_proposed_medications()->set_drug("silperisone");
     return request;
   }
-  auto* p = request.mutable_patient();
-  p->set_id("bench");
-  for (const char* drug : {"atorvastatin", "lisinopril", "metformin", "amlodipine", "levothyroxine", "omeprazole",
-                           "metoprolol", "warfarin", "furosemide", "sertraline"}) {
-    p->add_medications()->set_drug(drug);
-  }
-  for (const char* code : {"I10", "E11.9", "N18.30", "G35", "M54.5"}) {
-    auto* c = p->add_conditions()->mutable_code();
-    c->set_system("http://hl7.org/fhir/sid/icd-10-cm");
-    c->set_code(code);
-  }
-  // Three labs, as in the engine benchmark: eGFR, ALT and creatinine clearance.
-  for (const auto& [loinc, value, unit] : std::vector<std::tuple<const char*, double, const char*>>{
-           {"62238-1", 48, "mL/min/{1.73_m2}"}, {"1742-6", 30, "U/L"}, {"2164-2", 55, "mL/min"}}) {
-    auto* lab = p->add_labs();
-    lab->mutable_code()->set_system("http://loinc.org");
-    lab->mutable_code()->set_code(loinc);
-    lab->set_value(value);
-    lab->set_unit(unit);
-  }
-  request.add_proposed_medications()->set_drug("silperisone");
-  request.add_proposed_medications()->set_drug("clarithromycin");
-  return request;
+  return vigil::bench::RealisticCheck("bench");
 }
 
 // Runs `in_flight` independent loops, each issuing one call at a time through
