@@ -126,11 +126,20 @@ class TimeParser {
 using google::protobuf::io::CodedInputStream;
 using google::protobuf::internal::WireFormatLite;
 
-constexpr uint32_t kTagEventNumber = (1 << 3) | WireFormatLite::WIRETYPE_VARINT;          // SubscribeResponse.event_number
-constexpr uint32_t kTagAlertEvent = (2 << 3) | WireFormatLite::WIRETYPE_LENGTH_DELIMITED;  // SubscribeResponse.alert_event
-constexpr uint32_t kTagBatch = (4 << 3) | WireFormatLite::WIRETYPE_LENGTH_DELIMITED;       // SubscribeResponse.batch
-constexpr uint32_t kTagBatchEvent = (1 << 3) | WireFormatLite::WIRETYPE_LENGTH_DELIMITED;  // EventBatch.events
-constexpr uint32_t kTagEventTime = (4 << 3) | WireFormatLite::WIRETYPE_LENGTH_DELIMITED;   // AlertEvent.event_time
+// The tags of the fields it reads, from the generated field numbers.
+constexpr uint32_t Tag(int field, WireFormatLite::WireType type) {
+  return (static_cast<uint32_t>(field) << 3) | static_cast<uint32_t>(type);
+}
+constexpr uint32_t kTagEventNumber =
+    Tag(vigil::v1::SubscribeResponse::kEventNumberFieldNumber, WireFormatLite::WIRETYPE_VARINT);
+constexpr uint32_t kTagAlertEvent =
+    Tag(vigil::v1::SubscribeResponse::kAlertEventFieldNumber, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+constexpr uint32_t kTagBatch =
+    Tag(vigil::v1::SubscribeResponse::kBatchFieldNumber, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+constexpr uint32_t kTagBatchEvent =
+    Tag(vigil::v1::EventBatch::kEventsFieldNumber, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+constexpr uint32_t kTagEventTime =
+    Tag(vigil::v1::AlertEvent::kEventTimeFieldNumber, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
 
 // Reads one SubscribeResponse up to the stream's current limit, taking only
 // event_number and, for an event, alert_event.event_time (the alert's other

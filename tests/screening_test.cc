@@ -3,7 +3,11 @@
 #include "server/engine/screening.h"
 
 #include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/arena.h"
 #include "gtest/gtest.h"
 #include "server/common/text.h"
@@ -267,10 +271,16 @@ TEST_F(ScreeningTest, AlertIdsAreStablePerPatient) {
 // (FNV-1a of "2:p1|x" with the two seeds, in hex).
 TEST(AlertIdTest, IdsNeverChange) {
   EXPECT_EQ(MakeAlertId("p1", "x"), "al-68a9d7f0c4d969764d3f8e5d3e6b29c7");
-  for (const std::string& input : std::vector<std::string>{"", "a", "2:p1|x", std::string(300, '\xff')}) {
-    const auto [first, second] = StableHash64Pair(input, 1, 0xcbf29ce484222325ULL);
-    EXPECT_EQ(first, StableHash64(input, 1));
-    EXPECT_EQ(second, StableHash64(input));
+  // The engine hashes an id piece by piece; whatever the patient and key,
+  // the id is the one the definition gives: "al-", then StableHash64 of
+  // "<size of the patient id>:<patient id>|<key>" with each seed, in hex.
+  for (const auto& [patient, key] : std::vector<std::pair<std::string, std::string>>{
+           {"", ""}, {"p1", "x"}, {"patient-0123456789", "ALERT_KIND_DRUG_INTERACTION|a+b"},
+           {std::string(300, '\xff'), std::string(40, '|')}}) {
+    const std::string input = absl::StrCat(patient.size(), ":", patient, "|", key);
+    const std::string expected = absl::StrCat("al-", absl::Hex(StableHash64(input), absl::kZeroPad16),
+                                              absl::Hex(StableHash64(input, 0x84222325cbf29ce4ULL), absl::kZeroPad16));
+    EXPECT_EQ(MakeAlertId(patient, key), expected) << patient.size() << " " << key;
   }
 }
 

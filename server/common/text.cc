@@ -87,17 +87,6 @@ uint64_t StableHash64(absl::string_view data, uint64_t seed) {
   return h;
 }
 
-std::pair<uint64_t, uint64_t> StableHash64Pair(absl::string_view data, uint64_t seed1, uint64_t seed2) {
-  uint64_t h1 = seed1;
-  uint64_t h2 = seed2;
-  for (char c : data) {
-    const auto byte = static_cast<unsigned char>(c);
-    h1 = (h1 ^ byte) * 0x100000001b3ULL;
-    h2 = (h2 ^ byte) * 0x100000001b3ULL;
-  }
-  return {h1, h2};
-}
-
 std::string Sha256Hex(absl::string_view data) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int len = 0;

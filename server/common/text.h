@@ -4,7 +4,6 @@
 
 #include <cstdint>
 #include <string>
-#include <utility>
 
 #include "absl/strings/string_view.h"
 
@@ -24,11 +23,6 @@ bool IsValidUtf8(absl::string_view text);
 // 64-bit FNV-1a hash: stable across processes and platforms (unlike
 // absl::Hash), used for alert ids.
 uint64_t StableHash64(absl::string_view data, uint64_t seed = 0xcbf29ce484222325ULL);
-
-// StableHash64 of `data` with two seeds, in one pass: the two results are
-// exactly StableHash64(data, seed1) and StableHash64(data, seed2), computed
-// as two independent chains that the processor runs side by side.
-std::pair<uint64_t, uint64_t> StableHash64Pair(absl::string_view data, uint64_t seed1, uint64_t seed2);
 
 // SHA-256 of `data` as 64 lowercase hex characters.
 std::string Sha256Hex(absl::string_view data);

@@ -120,10 +120,11 @@ void AppendHex64(uint64_t value, std::string* out) {
   out->append(buf, sizeof(buf));
 }
 
-// The hash behind alert ids: FNV-1a with two seeds, fed piece by piece,
-// so that the state after a check's common prefix (the patient, the kind)
-// is computed once per check. The result is exactly StableHash64Pair of the
-// concatenated input (tests/screening_test.cc pins an id).
+// The hash behind alert ids: StableHash64 (FNV-1a) with two seeds, the two
+// chains run side by side and fed piece by piece, so that the state after a
+// check's common prefix (the patient, the kind) is computed once per check.
+// The result is exactly StableHash64 of the concatenated input with each
+// seed (tests/screening_test.cc checks that and pins an id).
 class IdHash {
  public:
   IdHash() = default;

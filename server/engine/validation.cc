@@ -245,7 +245,7 @@ absl::Status ValidateCheckRequest(const v1::CheckMedicationsRequest& request) {
       return st;
     }
     if (request.proposed_medications_size() > kMaxMedications) {
-      return Invalid(FieldPath("proposed_medications"),
+      return Invalid(proposed,
                      absl::StrCat("has ", request.proposed_medications_size(), " entries; at most ",
                                   kMaxMedications, " are allowed"));
     }
@@ -260,7 +260,7 @@ absl::Status ValidateCheckRequest(const v1::CheckMedicationsRequest& request) {
     return Invalid(FieldPath("patient"), "is required (or patient_id of a stored patient)");
   }
   if (request.proposed_medications_size() > kMaxMedications) {
-    return Invalid(FieldPath("proposed_medications"),
+    return Invalid(proposed,
                    absl::StrCat("has ", request.proposed_medications_size(), " entries; at most ",
                                 kMaxMedications, " are allowed"));
   }
@@ -273,7 +273,7 @@ absl::Status ValidateCheckRequest(const v1::CheckMedicationsRequest& request) {
     }
   }
   if (request.proposed_medications_size() == 0 && request.patient().medications_size() == 0) {
-    return Invalid(FieldPath("proposed_medications"),
+    return Invalid(proposed,
                    "nothing to screen: give proposed_medications, or patient.medications to review the current list");
   }
   return absl::OkStatus();

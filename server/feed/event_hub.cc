@@ -48,21 +48,19 @@ Subscription::Action Subscription::Next() {
       // A heartbeat always goes alone; events go alone, or as many as are
       // queued up to the subscriber's batch size and kMaxBatchBytes. Never
       // waiting for more: a batch is whatever piled up during the last write.
-      size_t batch_bytes = 0;
-      do {
-        const FeedMessage& front = *queue_.front();
-        if (!action.messages.empty()) {
-          batch_bytes += BatchElementSize(front);
-          if (front.heartbeat || batch_bytes > kMaxBatchBytes) {
-            break;
-          }
-        } else {
-          batch_bytes = BatchElementSize(front);
+      action.messages.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+      size_t batch_bytes = BatchElementSize(*action.messages.front());
+      while (!action.messages.front()->heartbeat && action.messages.size() < max_events_per_message_ &&
+             !queue_.empty()) {
+        const FeedMessage& next = *queue_.front();
+        batch_bytes += BatchElementSize(next);
+        if (next.heartbeat || batch_bytes > kMaxBatchBytes) {
+          break;
         }
         action.messages.push_back(std::move(queue_.front()));
         queue_.pop_front();
-      } while (!action.messages.front()->heartbeat && action.messages.size() < max_events_per_message_ &&
-               !queue_.empty());
+      }
       last_activity_ = absl::Now();
     }
     if (catching_up_ && !page_requested_ && queue_.size() < static_cast<size_t>(hub_->options_.page_size) / 2) {

@@ -34,11 +34,7 @@ class ParseErrorInterceptor final : public grpc::experimental::Interceptor {
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS) && unparsed_ &&
         methods->GetSendStatus().error_code() == grpc::StatusCode::UNIMPLEMENTED) {
-      methods->ModifySendStatus(grpc::Status(
-          grpc::StatusCode::INVALID_ARGUMENT,
-          absl::StrCat("request: cannot be parsed as ", RequestTypeOf(method_),
-                       ": the bytes are not that message in protobuf wire format, or one of its string fields is "
-                       "not valid UTF-8 (protobuf refuses those); nothing was screened or stored")));
+      methods->ModifySendStatus(UnparsedRequestError(RequestTypeOf(method_), "nothing was screened or stored"));
     }
     methods->Proceed();
   }
@@ -49,6 +45,14 @@ class ParseErrorInterceptor final : public grpc::experimental::Interceptor {
 };
 
 }  // namespace
+
+grpc::Status UnparsedRequestError(absl::string_view request_type, absl::string_view consequence) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      absl::StrCat("request: cannot be parsed as ", request_type,
+                                   ": the bytes are not that message in protobuf wire format, or one of its string "
+                                   "fields is not valid UTF-8 (protobuf refuses those); ",
+                                   consequence));
+}
 
 grpc::experimental::Interceptor* ParseErrorInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {

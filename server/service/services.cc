@@ -14,6 +14,7 @@
 #include "server/engine/validation.h"
 #include "server/kb/catalog.h"
 #include "server/service/grpc_status.h"
+#include "server/service/parse_error_interceptor.h"
 
 namespace vigil {
 namespace {
@@ -543,10 +544,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* AlertFeedService::Subscribe(grpc::Ca
   v1::SubscribeRequest parsed;
   grpc::ByteBuffer bytes(*raw_request);  // Deserialize consumes its buffer; this is a reference.
   if (!grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&bytes, &parsed).ok()) {
-    reactor->Reject(grpc::Status(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        "request: cannot be parsed as vigil.v1.SubscribeRequest: the bytes are not that message in protobuf wire "
-        "format, or one of its string fields is not valid UTF-8 (protobuf refuses those); nothing was subscribed"));
+    reactor->Reject(UnparsedRequestError(v1::SubscribeRequest::descriptor()->full_name(), "nothing was subscribed"));
     return reactor;
   }
   const v1::SubscribeRequest* request = &parsed;
