@@ -233,6 +233,21 @@ TEST_F(ScreeningTest, DrugWithoutInteractionDataIsReportedAsNotScreenedForIntera
   EXPECT_TRUE(clean.summary.complete());
 }
 
+TEST_F(ScreeningTest, CurrentDrugWithoutInteractionDataMakesTheCheckIncomplete) {
+  // drug-e is current, drug-f proposed (reviewed, none known): the pair was
+  // never screened, so the answer must not be a clean "complete".
+  const auto result = RequestBuilder().Current("drug-e").Propose("drug-f").Screen(*kb_);
+  const auto alerts = OfKind(result, v1::ALERT_KIND_UNSCREENED_DRUG);
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(alerts[0].drug_ids(0), "drug-e");
+  EXPECT_EQ(alerts[0].evidence(0).type(), v1::EVIDENCE_TYPE_CURRENT_MEDICATION);
+  EXPECT_NE(alerts[0].summary().find("Current medication Drug E"), std::string::npos) << alerts[0].summary();
+  EXPECT_FALSE(result.summary.complete());
+  // A current drug with data on file leaves the check complete.
+  const auto clean = RequestBuilder().Current("drug-f").Propose("drug-f").Screen(*kb_);
+  EXPECT_TRUE(OfKind(clean, v1::ALERT_KIND_UNSCREENED_DRUG).empty()) << testing::Describe(clean);
+}
+
 TEST_F(ScreeningTest, ResolvesByIdNameSynonymBrandAndCode) {
   for (const char* ref : {"drug-a", "DRUG A", "alpha", "ABrand", "http://www.whocc.no/atc|Z99ZZ01"}) {
     const auto result = RequestBuilder().Propose(ref).Screen(*kb_);

@@ -379,21 +379,34 @@ class Screener {
       AddMedEvidence(alert, *m);
       incomplete_ = true;
     }
-    // Drugs that are known but have no interaction data on file.
-    for (const Med* m : screened_) {
-      if (!kb_.InteractionsUnreviewed(*m->drug)) {
+    // Drugs that are known but have no interaction data on file, proposed
+    // or current: every pair with such a drug went unscreened, so a silence
+    // about it would be a false "no interaction".
+    for (const Med& m : meds_) {
+      if (!m.canonical || !kb_.InteractionsUnreviewed(*m.drug)) {
         continue;
       }
-      const auto& drug = kb_.drug(*m->drug).proto;
+      const auto& drug = kb_.drug(*m.drug).proto;
       auto& alert = NewAlert(v1::ALERT_KIND_UNSCREENED_DRUG, v1::SEVERITY_MODERATE,
                              {"no-interaction-data|", drug.id()});
       alert.add_drug_ids(drug.id());
-      alert.set_summary(Clamp(absl::StrCat(drug.name(), " was not screened for interactions: no interaction data on file."), kMaxSummaryBytes));
-      alert.set_detail(std::string(
-          "The knowledge base knows this drug but no loaded source has interaction data for it, and it is not marked "
-          "as reviewed with none known. Its contraindications and allergies were screened."));
-      alert.set_recommendation(std::string("Check this drug's interactions in another reference before ordering."));
-      AddMedEvidence(alert, *m);
+      if (m.proposed) {
+        alert.set_summary(Clamp(absl::StrCat(drug.name(), " was not screened for interactions: no interaction data on file."), kMaxSummaryBytes));
+        alert.set_detail(std::string(
+            "No loaded source has interaction data for this drug, so it was not checked for interactions with the "
+            "other medications. Its contraindications and allergies were screened."));
+        alert.set_recommendation(std::string("Check this drug's interactions in another reference before ordering."));
+      } else {
+        alert.set_summary(Clamp(absl::StrCat("Current medication ", drug.name(),
+                                             " was not screened for interactions: no interaction data on file."),
+                                kMaxSummaryBytes));
+        alert.set_detail(std::string(
+            "No loaded source has interaction data for this current medication, so the proposed medications were not "
+            "checked for interactions with it."));
+        alert.set_recommendation(std::string(
+            "Check the proposed medications against this current medication in another reference before ordering."));
+      }
+      AddMedEvidence(alert, m);
       incomplete_ = true;
     }
   }
