@@ -26,6 +26,13 @@ TEST(ValidateCodeTest, SnomedCheckDigitIsVerified) {
     EXPECT_TRUE(ValidateCode(kSnomedSystem, code).ok()) << code;
   }
   // One digit changed: the check digit no longer matches.
+  // Ids whose check exercises every row of the Verhoeff permutation table
+  // (the third row was wrong and refused these real concepts: diastolic
+  // heart failure stage C, moderate dementia).
+  for (const char* code : {"120891000119109", "430771000124100"}) {
+    EXPECT_TRUE(ValidateCode(kSnomedSystem, code).ok()) << code;
+  }
+  EXPECT_FALSE(ValidateCode(kSnomedSystem, "120891000119108").ok());
   EXPECT_FALSE(ValidateCode(kSnomedSystem, "431857003").ok());
   EXPECT_FALSE(ValidateCode(kSnomedSystem, "46177006").ok());
   // Not digits, too short, leading zero.
