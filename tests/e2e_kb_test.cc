@@ -223,7 +223,7 @@ TEST(KnowledgeBaseImportTest, ServerStartsWithDdinterAndAlertsFromIt) {
     grpc::ClientContext context;
     v1::KnowledgeBase kb;
     ASSERT_TRUE(stub->GetKnowledgeBase(&context, v1::GetKnowledgeBaseRequest(), &kb).ok());
-    EXPECT_GE(kb.imported_interaction_count(), 160000);
+    EXPECT_GE(kb.imported_interaction_count(), 159000);
     int ddinter_files = 0;
     for (const auto& s : kb.sources()) {
       ddinter_files += s.kind() == "ddinter" ? 1 : 0;

@@ -2,6 +2,7 @@
 // every rule kind, both directions, negatives, and what could not be screened.
 #include "server/engine/screening.h"
 
+#include <algorithm>
 #include <set>
 #include <string>
 #include <utility>
@@ -246,6 +247,81 @@ TEST_F(ScreeningTest, CurrentDrugWithoutInteractionDataMakesTheCheckIncomplete) 
   // A current drug with data on file leaves the check complete.
   const auto clean = RequestBuilder().Current("drug-f").Propose("drug-f").Screen(*kb_);
   EXPECT_TRUE(OfKind(clean, v1::ALERT_KIND_UNSCREENED_DRUG).empty()) << testing::Describe(clean);
+}
+
+// The ids of the drugs a check screened, sorted.
+std::vector<std::string> ScreenedIds(const ScreeningResult& result) {
+  std::vector<std::string> ids(result.summary.screened_drug_ids().begin(), result.summary.screened_drug_ids().end());
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+TEST_F(ScreeningTest, ProductResolvesToEveryIngredient) {
+  const auto result = RequestBuilder().Propose("ACombo").Screen(*kb_);
+  EXPECT_EQ(ScreenedIds(result), (std::vector<std::string>{"drug-a", "drug-c"})) << testing::Describe(result);
+  // Its ingredients are given together by design: no interaction between
+  // them, no duplicate therapy.
+  EXPECT_TRUE(WithRule(result, "ddi-a-c").empty()) << testing::Describe(result);
+  EXPECT_TRUE(OfKind(result, v1::ALERT_KIND_DUPLICATE_THERAPY).empty()) << testing::Describe(result);
+  EXPECT_TRUE(result.summary.complete());
+  // Each ingredient is screened: drug-a's contraindication fires.
+  EXPECT_EQ(WithRule(RequestBuilder().Egfr(20).Propose("ACombo").Screen(*kb_), "drug-a-renal").size(), 1u);
+}
+
+TEST_F(ScreeningTest, ProductIngredientDuplicatesTheSameDrugOnTheList) {
+  const auto result = RequestBuilder().Current("drug-c").Propose("ACombo").Screen(*kb_);
+  const auto dup = OfKind(result, v1::ALERT_KIND_DUPLICATE_THERAPY);
+  ASSERT_EQ(dup.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(dup[0].drug_ids(0), "drug-c");
+  // drug-a meets drug-c only as the product intends: no interaction alert.
+  EXPECT_TRUE(WithRule(result, "ddi-a-c").empty()) << testing::Describe(result);
+}
+
+TEST_F(ScreeningTest, OrderTextResolvesByIngredientWithoutStrengthFormOrSalt) {
+  for (const char* text : {"Drug A sodium 5 MG Oral Tablet", "drug a 500 mg tablet", "Alpha 10mg capsule",
+                           "drug a tablet"}) {
+    const auto result = RequestBuilder().Propose(text).Screen(*kb_);
+    EXPECT_EQ(ScreenedIds(result), (std::vector<std::string>{"drug-a"})) << text << ": " << testing::Describe(result);
+    EXPECT_TRUE(OfKind(result, v1::ALERT_KIND_UNSCREENED_DRUG).empty()) << text;
+  }
+  const auto combo = RequestBuilder().Propose("Drug A 10 MG / Drug C 12.5 MG Oral Tablet [ACombo]").Screen(*kb_);
+  EXPECT_EQ(ScreenedIds(combo), (std::vector<std::string>{"drug-a", "drug-c"})) << testing::Describe(combo);
+  EXPECT_TRUE(combo.summary.complete()) << testing::Describe(combo);
+}
+
+TEST_F(ScreeningTest, OrderTextWithAnUnknownIngredientScreensTheRestAndNamesIt) {
+  const auto result = RequestBuilder().Propose("Drug A 10 MG / Mysterium 5 MG Oral Tablet").Screen(*kb_);
+  EXPECT_EQ(ScreenedIds(result), (std::vector<std::string>{"drug-a"})) << testing::Describe(result);
+  const auto unscreened = OfKind(result, v1::ALERT_KIND_UNSCREENED_DRUG);
+  ASSERT_EQ(unscreened.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(unscreened[0].unresolved_references(0), "mysterium");
+  EXPECT_FALSE(result.summary.complete());
+  // Text of which nothing resolves stays one unscreened alert for the text.
+  const auto none = RequestBuilder().Propose("Nothingol 5 MG Oral Tablet").Screen(*kb_);
+  const auto alerts = OfKind(none, v1::ALERT_KIND_UNSCREENED_DRUG);
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(none);
+  EXPECT_EQ(alerts[0].unresolved_references(0), "Nothingol 5 MG Oral Tablet");
+}
+
+TEST_F(ScreeningTest, AllergyRecordedAsAProductCoversEachIngredient) {
+  // An allergy to "ACombo" (drug-a + drug-c) is an allergy to drug-a.
+  const auto result = RequestBuilder().Allergy("ACombo").Propose("drug-a").Screen(*kb_);
+  const auto alerts = OfKind(result, v1::ALERT_KIND_ALLERGY);
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(alerts[0].drug_ids(0), "drug-a");
+  EXPECT_TRUE(OfKind(result, v1::ALERT_KIND_INCOMPLETE_DATA).empty()) << testing::Describe(result);
+}
+
+TEST_F(ScreeningTest, LocalRouteIsNotSystemicTherapyOfItsClass) {
+  // drug-a (class-x-sub) and drug-b (class-x): duplicate class-x therapy by
+  // mouth, not when drug-b is a gel on the skin.
+  EXPECT_EQ(OfKind(RequestBuilder().Current("drug-b").Propose("drug-a").Screen(*kb_),
+                   v1::ALERT_KIND_DUPLICATE_THERAPY).size(), 1u);
+  for (const char* topical : {"Drug B 1% Topical Gel", "Drug B gel"}) {
+    const auto result = RequestBuilder().Current(topical).Propose("drug-a").Screen(*kb_);
+    EXPECT_EQ(ScreenedIds(result), (std::vector<std::string>{"drug-a", "drug-b"})) << topical;
+    EXPECT_TRUE(OfKind(result, v1::ALERT_KIND_DUPLICATE_THERAPY).empty()) << topical << ": " << testing::Describe(result);
+  }
 }
 
 TEST_F(ScreeningTest, ResolvesByIdNameSynonymBrandAndCode) {

@@ -43,6 +43,10 @@ interactions { id: "ddi-x-d" a { drug_class: "class-x" } b { drug: "drug-d" } se
 cross_sensitivities { id: "cross-a-c" members { drug: "drug-a" } members { drug: "drug-c" }
                       severity: SEVERITY_MAJOR summary: "A and C cross-react." sources: "test-source" }
 
+products { id: "product-ac" name: "Drug A / Drug C" brand_names: "ACombo" ingredients: "drug-a" ingredients: "drug-c"
+           sources: "test-source" }
+products { id: "product-b-gel" name: "Drug B gel" ingredients: "drug-b" route: "topical" sources: "test-source" }
+
 additive_effects { id: "additive-sleepy" effect: "sleepy" min_drugs: 3 severity: SEVERITY_MAJOR
                    summary: "Three sleepy drugs." sources: "test-source" }
 )pb";

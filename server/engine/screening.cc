@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "server/common/text.h"
 #include "server/engine/clinical_codes.h"
+#include "server/kb/order_text.h"
 
 namespace vigil {
 namespace {
@@ -66,7 +67,8 @@ const std::string& LoincSystem() {
   return *system;
 }
 
-// A medication of the check, proposed or current.
+// A medication of the check, proposed or current: one ingredient of one
+// order (a combination product is one Med per ingredient).
 struct Med {
   const v1::MedicationOrder* order = nullptr;
   bool proposed = false;
@@ -74,6 +76,13 @@ struct Med {
   // The first medication of its drug in the check (proposed ones come
   // first): the one that speaks for the drug in pairs and summaries.
   bool canonical = false;
+  // Index of the order in the check (ingredients of one product share it).
+  uint32_t order_index = 0;
+  // Given by a route of small systemic exposure (skin, eye, ear).
+  bool local_route = false;
+  // For an ingredient of order text that resolved to nothing: its index in
+  // Scratch::ingredient_names; -1 when the whole reference is the name.
+  int name_index = -1;
 };
 
 // Working memory of a check, kept per thread so that a check allocates
@@ -102,6 +111,8 @@ struct Scratch {
   // being looked at (strings keep their capacity from check to check).
   std::vector<std::string> unresolved_names;
   std::string name;
+  // Ingredient names of order text that resolved to nothing (the slow path).
+  std::vector<std::string> ingredient_names;
 };
 
 Scratch& ThreadScratch() {
@@ -216,12 +227,14 @@ class Screener {
     }
     out_.clear_summary();
     scratch_.unresolved.clear();
+    scratch_.ingredient_names.clear();
+    uint32_t order_index = 0;
     for (const auto& order : proposed) {
-      meds_.push_back(Med{&order, true, kb_.FindDrug(order.drug())});
+      AddOrder(order, true, order_index++);
     }
     for (const auto& order : patient.medications()) {
       // In review mode, the current list is screened as if proposed.
-      meds_.push_back(Med{&order, review_mode_, kb_.FindDrug(order.drug())});
+      AddOrder(order, review_mode_, order_index++);
     }
     // The medications of each drug, in order; the first one is canonical.
     // meds_ no longer changes.
@@ -243,6 +256,50 @@ class Screener {
         screened_.push_back(&m);
       }
     }
+  }
+
+  // The medications of one order: its drug, a product's ingredients, or
+  // what its text resolves to (strength, dose form and brand parsed out).
+  void AddOrder(const v1::MedicationOrder& order, bool proposed, uint32_t order_index) {
+    const bool local = !order.route().empty() && IsLocalRoute(RouteOf(order.route()));
+    if (auto d = kb_.FindDrug(order.drug()); d.has_value()) {
+      meds_.push_back(Med{&order, proposed, d, false, order_index, local});
+      return;
+    }
+    if (auto p = kb_.FindProduct(order.drug()); p.has_value()) {
+      const auto& product = kb_.product(*p);
+      const bool product_local = local || (order.route().empty() && IsLocalRoute(product.proto.route()));
+      for (DrugIndex d : product.ingredients) {
+        meds_.push_back(Med{&order, proposed, d, false, order_index, product_local});
+      }
+      return;
+    }
+    if (!MayBeOrderText(order.drug())) {
+      meds_.push_back(Med{&order, proposed, std::nullopt, false, order_index, local});
+      return;
+    }
+    const KnowledgeBase::ResolvedOrder resolved = kb_.ResolveOrderText(order.drug());
+    const bool text_local = local || (order.route().empty() && IsLocalRoute(resolved.route));
+    for (DrugIndex d : resolved.drugs) {
+      meds_.push_back(Med{&order, proposed, d, false, order_index, text_local});
+    }
+    if (resolved.drugs.empty() && resolved.unresolved.size() <= 1) {
+      // Nothing of it resolved: the reference as sent is what is unknown.
+      meds_.push_back(Med{&order, proposed, std::nullopt, false, order_index, text_local});
+      return;
+    }
+    for (const auto& name : resolved.unresolved) {
+      scratch_.ingredient_names.push_back(name);
+      meds_.push_back(Med{&order, proposed, std::nullopt, false, order_index, text_local,
+                          static_cast<int>(scratch_.ingredient_names.size() - 1)});
+    }
+  }
+
+  // The name of an unresolved medication: the ingredient that did not
+  // resolve, or the reference as sent.
+  absl::string_view UnresolvedName(const Med& m) const {
+    return m.name_index < 0 ? absl::string_view(m.order->drug())
+                            : absl::string_view(scratch_.ingredient_names[static_cast<size_t>(m.name_index)]);
   }
 
   void Run() {
@@ -328,7 +385,7 @@ class Screener {
       if (m.drug.has_value()) {
         continue;
       }
-      NormalizeNameTo(m.order->drug(), &key);
+      NormalizeNameTo(UnresolvedName(m), &key);
       if (std::find(seen.begin(), seen.begin() + static_cast<std::ptrdiff_t>(seen_count), key) !=
           seen.begin() + static_cast<std::ptrdiff_t>(seen_count)) {
         continue;
@@ -340,7 +397,7 @@ class Screener {
       const bool proposed = m.proposed && !review_mode_;
       auto& alert = NewAlert(v1::ALERT_KIND_UNSCREENED_DRUG,
                              proposed ? v1::SEVERITY_MAJOR : v1::SEVERITY_MODERATE, {key});
-      const std::string ref = Clamp(m.order->drug(), kMaxReferenceInSummary);
+      const std::string ref = Clamp(std::string(UnresolvedName(m)), kMaxReferenceInSummary);
       if (proposed) {
         alert.set_summary(Clamp(absl::StrCat("'", ref, "' is not in the knowledge base: it was NOT screened."), kMaxSummaryBytes));
         alert.set_detail(std::string(
@@ -356,7 +413,7 @@ class Screener {
             "for interactions or duplicate therapy."));
         alert.set_recommendation(std::string("Review interactions with this medication manually."));
       }
-      alert.add_unresolved_references(m.order->drug());
+      alert.add_unresolved_references(std::string(UnresolvedName(m)));
       AddMedEvidence(alert, m);
       scratch_.unresolved.push_back(&m);
       incomplete_ = true;
@@ -607,12 +664,18 @@ class Screener {
       for (const Med* m : screened) {
         const DrugIndex d = *m->drug;
         const auto& drug = kb_.drug(d).proto;
-        const bool direct = target.kind == KnowledgeBase::Resolved::Kind::kDrug
-                                ? target.index == d
-                                : kb_.IsMember(d, target.index);
-        const std::string& target_name = target.kind == KnowledgeBase::Resolved::Kind::kDrug
-                                            ? kb_.drug(target.index).proto.name()
-                                            : kb_.drug_class(target.index).proto.name();
+        using Kind = KnowledgeBase::Resolved::Kind;
+        // The drugs the allergy's substance stands for: itself, or a
+        // product's ingredients (an allergy to "Bactrim" is to each).
+        const std::vector<DrugIndex>* ingredients =
+            target.kind == Kind::kProduct ? &kb_.product(target.index).ingredients : nullptr;
+        const bool direct =
+            target.kind == Kind::kDrug    ? target.index == d
+            : target.kind == Kind::kClass ? kb_.IsMember(d, target.index)
+                                          : std::find(ingredients->begin(), ingredients->end(), d) != ingredients->end();
+        const std::string& target_name = target.kind == Kind::kDrug    ? kb_.drug(target.index).proto.name()
+                                         : target.kind == Kind::kClass ? kb_.drug_class(target.index).proto.name()
+                                                                       : kb_.product(target.index).proto.name();
         if (direct) {
           const kb::v1::Contraindication* hyper = nullptr;
           for (const auto& ci : drug.contraindications()) {
@@ -632,10 +695,11 @@ class Screener {
             AddSources(alert, hyper->sources());
           } else {
             alert.set_summary(Clamp(absl::StrCat(drug.name(), ": the patient is allergic to ", target_name, "."), kMaxSummaryBytes));
-            alert.set_detail(absl::StrCat(drug.name(), " is ",
-                                          target.kind == KnowledgeBase::Resolved::Kind::kDrug
-                                              ? "the substance of a recorded allergy."
-                                              : absl::StrCat("a member of ", target_name, ", a class of a recorded allergy.")));
+            alert.set_detail(absl::StrCat(
+                drug.name(), " is ",
+                target.kind == Kind::kDrug    ? "the substance of a recorded allergy."
+                : target.kind == Kind::kClass ? absl::StrCat("a member of ", target_name, ", a class of a recorded allergy.")
+                                              : absl::StrCat("an ingredient of ", target_name, ", a product of a recorded allergy.")));
             alert.set_recommendation(std::string("Do not give; choose an alternative outside the allergy's class."));
             AddSources(alert, drug.sources());
           }
@@ -649,8 +713,12 @@ class Screener {
             continue;
           }
           bool allergy_in_group = false;
-          if (target.kind == KnowledgeBase::Resolved::Kind::kDrug) {
+          if (target.kind == Kind::kDrug) {
             allergy_in_group = std::binary_search(group.drugs.begin(), group.drugs.end(), target.index);
+          } else if (target.kind == Kind::kProduct) {
+            for (DrugIndex member : *ingredients) {
+              allergy_in_group = allergy_in_group || std::binary_search(group.drugs.begin(), group.drugs.end(), member);
+            }
           } else {
             for (DrugIndex member : kb_.drug_class(target.index).members) {
               allergy_in_group = allergy_in_group || std::binary_search(group.drugs.begin(), group.drugs.end(), member);
@@ -688,7 +756,8 @@ class Screener {
       }
       for (size_t j = 0; j < meds_.size(); ++j) {
         const Med& x = meds_[j];
-        if (j == i || !x.canonical || (x.proposed && j < i)) {
+        // Ingredients of one product are given together by design.
+        if (j == i || !x.canonical || (x.proposed && j < i) || x.order_index == p.order_index) {
           continue;
         }
         PairAlert(p, x);
@@ -747,6 +816,13 @@ class Screener {
       const auto& also = rules[matched[k]].proto;
       absl::StrAppend(&detail, "Also (", v1::Severity_Name(also.severity()), ", rule ", also.id(), "): ",
                       also.summary(), " ");
+    }
+    for (const Med* local : {&p, &x}) {
+      if (local->local_route) {
+        absl::StrAppend(&detail, kb_.drug(*local->drug).proto.name(),
+                        " is ordered for the skin, eye or ear: its systemic exposure, and so the risk of this "
+                        "interaction, is usually lower than by mouth. ");
+      }
     }
     while (!detail.empty() && detail.back() == ' ') {
       detail.pop_back();
@@ -841,7 +917,9 @@ class Screener {
     auto& by_class = scratch_.by_class;
     by_class.clear();
     for (uint32_t i = 0; i < meds_.size(); ++i) {
-      if (!meds_[i].canonical) {
+      // A drug on the skin, in the eye or the ear is not systemic therapy of
+      // its class (topical diclofenac is not a second oral NSAID).
+      if (!meds_[i].canonical || meds_[i].local_route) {
         continue;
       }
       for (ClassIndex c : kb_.drug(*meds_[i].drug).all_classes) {
@@ -864,7 +942,11 @@ class Screener {
           any_proposed = any_proposed || meds_[it->second].proposed;
         }
       }
-      if (list.size() < 2 || !any_proposed) {
+      // Two ingredients of one product are one therapy.
+      const bool several_orders = std::any_of(list.begin(), list.end(), [&list](const Med* m) {
+        return m->order_index != list.front()->order_index;
+      });
+      if (list.size() < 2 || !any_proposed || !several_orders) {
         continue;
       }
       const auto& cls = kb_.drug_class(c).proto;
@@ -915,7 +997,7 @@ class Screener {
       list.clear();
       bool any_proposed = false;
       for (const auto& m : meds_) {
-        if (!m.drug.has_value()) {
+        if (!m.drug.has_value() || m.local_route) {
           continue;
         }
         const auto& effects = kb_.drug(*m.drug).additive_effects;
@@ -1025,7 +1107,7 @@ class Screener {
       }
     }
     for (const Med* m : scratch_.unresolved) {
-      summary.add_unresolved_references(m->order->drug());
+      summary.add_unresolved_references(std::string(UnresolvedName(*m)));
     }
     summary.set_knowledge_base_version(kb_.version());
     summary.set_complete(!incomplete_);

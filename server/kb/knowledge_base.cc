@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/common/text.h"
 #include "server/engine/clinical_codes.h"
+#include "server/kb/order_text.h"
 
 namespace vigil {
 
@@ -42,6 +43,52 @@ std::optional<ClassIndex> KnowledgeBase::FindClass(absl::string_view reference) 
   return Lookup(class_names_, class_codes_, reference);
 }
 
+std::optional<ProductIndex> KnowledgeBase::FindProduct(absl::string_view reference) const {
+  if (products_.empty()) {
+    return std::nullopt;
+  }
+  return Lookup(product_names_, product_codes_, reference);
+}
+
+KnowledgeBase::ResolvedOrder KnowledgeBase::ResolveOrderText(absl::string_view text) const {
+  ResolvedOrder out;
+  const ParsedOrderText parsed = ParseOrderText(text);
+  out.route = parsed.route;
+  auto add = [&out](DrugIndex d) {
+    if (std::find(out.drugs.begin(), out.drugs.end(), d) == out.drugs.end()) {
+      out.drugs.push_back(d);
+    }
+  };
+  // A name, with salt words dropped where needed: a drug, or a product's
+  // ingredients.
+  auto resolve_name = [&](absl::string_view name) {
+    for (const std::string& variant : NameVariants(name)) {
+      if (const auto d = FindDrug(variant); d.has_value()) {
+        add(*d);
+        return true;
+      }
+      if (const auto p = FindProduct(variant); p.has_value()) {
+        for (DrugIndex d : products_[*p].ingredients) {
+          add(d);
+        }
+        return true;
+      }
+    }
+    return false;
+  };
+  // The brand names the product exactly; the ingredient names are checked
+  // against it only by being resolved too.
+  if (!parsed.brand.empty()) {
+    resolve_name(parsed.brand);
+  }
+  for (const auto& name : parsed.ingredients) {
+    if (!resolve_name(name)) {
+      out.unresolved.push_back(name);
+    }
+  }
+  return out;
+}
+
 KnowledgeBase::Resolved KnowledgeBase::Resolve(absl::string_view reference) const {
   Resolved r;
   if (auto d = FindDrug(reference); d.has_value()) {
@@ -50,6 +97,9 @@ KnowledgeBase::Resolved KnowledgeBase::Resolve(absl::string_view reference) cons
   } else if (auto c = FindClass(reference); c.has_value()) {
     r.kind = Resolved::Kind::kClass;
     r.index = *c;
+  } else if (auto p = FindProduct(reference); p.has_value()) {
+    r.kind = Resolved::Kind::kProduct;
+    r.index = *p;
   }
   return r;
 }

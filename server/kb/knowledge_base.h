@@ -102,6 +102,16 @@ struct CuratedFileInfo {
   std::string sha256;
 };
 
+// A product (what is ordered) and its ingredient drugs.
+struct ProductEntry {
+  kb::v1::Product proto;
+  // Ingredient drugs, in the order of the product's `ingredients`.
+  std::vector<DrugIndex> ingredients;
+  Origin origin;
+};
+
+using ProductIndex = uint32_t;
+
 struct CrossSensitivityEntry {
   kb::v1::CrossSensitivity proto;
   // Member drugs, sorted.
@@ -114,7 +124,7 @@ class KnowledgeBase {
  public:
   // What a reference resolves to.
   struct Resolved {
-    enum class Kind { kNone, kDrug, kClass };
+    enum class Kind { kNone, kDrug, kClass, kProduct };
     Kind kind = Kind::kNone;
     uint32_t index = 0;
   };
@@ -126,8 +136,35 @@ class KnowledgeBase {
   // Resolves a class reference: id, name or synonym.
   std::optional<ClassIndex> FindClass(absl::string_view reference) const;
 
-  // Resolves a reference to a drug, or failing that to a class.
+  // Resolves a reference to a drug, failing that to a class, failing that to
+  // a product (an allergy recorded as "Bactrim").
   Resolved Resolve(absl::string_view reference) const;
+
+  // Resolves a product reference: id, name, synonym or brand, or
+  // "system|code". Drug names are looked up first by callers (FindDrug); the
+  // loader refuses a product name that is also a drug's.
+  std::optional<ProductIndex> FindProduct(absl::string_view reference) const;
+  const ProductEntry& product(ProductIndex i) const { return products_[i]; }
+  const std::vector<ProductEntry>& products() const { return products_; }
+
+  // What order text that no name or code matches resolves to: the
+  // ingredients that ParseOrderText finds ("warfarin sodium 5 MG Oral
+  // Tablet", "lisinopril 10 MG / hydrochlorothiazide 12.5 MG Oral Tablet
+  // [Zestoretic]"), each by name with salt words dropped where needed, or
+  // the bracketed brand. The slow path: callers try FindDrug and
+  // FindProduct first.
+  struct ResolvedOrder {
+    // The ingredient drugs found, in order, without repeats.
+    std::vector<DrugIndex> drugs;
+    // Ingredient names that resolved to nothing.
+    std::vector<std::string> unresolved;
+    // The route the dose form implies, or empty.
+    std::string route;
+  };
+  ResolvedOrder ResolveOrderText(absl::string_view text) const;
+
+  // Each drug's label partners, as the files give them.
+  const std::vector<kb::v1::LabelInteractions>& label_interactions() const { return label_interactions_; }
 
   const DrugEntry& drug(DrugIndex i) const { return drugs_[i]; }
   const ClassEntry& drug_class(ClassIndex i) const { return classes_[i]; }
@@ -215,6 +252,10 @@ class KnowledgeBase {
   std::vector<uint32_t> pair_rule_list_;
   std::vector<CrossSensitivityEntry> cross_sensitivities_;
   std::vector<kb::v1::AdditiveEffectRule> additive_rules_;
+  std::vector<ProductEntry> products_;
+  absl::flat_hash_map<std::string, ProductIndex> product_names_;
+  absl::flat_hash_map<std::string, ProductIndex> product_codes_;
+  std::vector<kb::v1::LabelInteractions> label_interactions_;
   absl::flat_hash_map<std::string, kb::v1::ConditionSet> condition_sets_;
   absl::flat_hash_map<std::string, kb::v1::Source> sources_;
   // Normalized name -> drug; "system|normalized-code" -> drug.

@@ -442,8 +442,13 @@ absl::StatusOr<std::shared_ptr<KnowledgeBase>> KnowledgeBaseBuilder::Build() {
         Error(f.path, line, absl::StrCat("duplicate condition set id '", cs.id(), "' (first defined at ", it->second, ")"));
         continue;
       }
-      if (cs.codes().empty() && cs.labs().empty()) {
-        Error(f.path, line, absl::StrCat(what, " has neither codes nor lab thresholds"));
+      const bool has_age = cs.has_age() && (cs.age().min_years() != 0 || cs.age().below_years() != 0);
+      if (cs.codes().empty() && cs.labs().empty() && !has_age) {
+        Error(f.path, line, absl::StrCat(what, " has neither codes, lab thresholds nor an age range"));
+      }
+      if (cs.has_age() && (!has_age || cs.age().min_years() < 0 || cs.age().below_years() < 0 ||
+                           (cs.age().below_years() != 0 && cs.age().below_years() <= cs.age().min_years()))) {
+        Error(f.path, line, absl::StrCat(what, ": the age range is empty or negative"));
       }
       kb::v1::ConditionSet normalized = cs;
       const auto* tree = Nested(f.tree.get(), c, "condition_sets", i);
@@ -472,6 +477,9 @@ absl::StatusOr<std::shared_ptr<KnowledgeBase>> KnowledgeBaseBuilder::Build() {
         }
         if (lab.comparator() == kb::v1::COMPARATOR_UNSPECIFIED) {
           Error(f.path, lab_line, absl::StrCat(what, ": lab threshold has no comparator"));
+        }
+        if (lab.max_age_days() < 0) {
+          Error(f.path, lab_line, absl::StrCat(what, ": lab threshold max_age_days must not be negative"));
         }
         if (!std::isfinite(lab.value()) || lab.value() < 0) {
           Error(f.path, lab_line, absl::StrCat(what, ": lab threshold value must be a finite, non-negative number"));
@@ -608,6 +616,110 @@ absl::StatusOr<std::shared_ptr<KnowledgeBase>> KnowledgeBaseBuilder::Build() {
       IndexDrugNames(*kb, index, f, line);
     }
   }
+  // Products: each names its ingredients by drug id; its names and codes
+  // must not be a drug's (a drug name is looked up first and would hide it).
+  for (const auto& f : files_) {
+    const auto& c = f.content;
+    for (int i = 0; i < c.products_size(); ++i) {
+      const auto& product = c.products(i);
+      const int line = LineOf(f.tree.get(), c, "products", i);
+      const std::string what = absl::StrCat("product '", product.id(), "'");
+      if (!IsSlug(product.id())) {
+        Error(f.path, line, absl::StrCat("product id '", product.id(), "' is not a lowercase slug"));
+        continue;
+      }
+      if (product.name().empty()) {
+        Error(f.path, line, absl::StrCat(what, " has no name"));
+      }
+      if (product.ingredients().empty()) {
+        Error(f.path, line, absl::StrCat(what, " has no ingredients"));
+      }
+      CheckSources(f, product.sources(), line, what, true);
+      ProductEntry entry;
+      entry.proto = product;
+      entry.origin = Origin{f.path, line};
+      for (const auto& id : product.ingredients()) {
+        const auto it = kb->drug_names_.find(NormalizeName(id));
+        if (it == kb->drug_names_.end() || kb->drugs_[it->second].proto.id() != id) {
+          Error(f.path, line, absl::StrCat(what, " names unknown ingredient drug id '", id, "'"));
+          continue;
+        }
+        if (std::find(entry.ingredients.begin(), entry.ingredients.end(), it->second) != entry.ingredients.end()) {
+          Error(f.path, line, absl::StrCat(what, " names ingredient '", id, "' twice"));
+          continue;
+        }
+        entry.ingredients.push_back(it->second);
+      }
+      const auto index = static_cast<ProductIndex>(kb->products_.size());
+      std::vector<std::string> names = {product.id(), product.name()};
+      names.insert(names.end(), product.synonyms().begin(), product.synonyms().end());
+      names.insert(names.end(), product.brand_names().begin(), product.brand_names().end());
+      for (const auto& name : names) {
+        const std::string key = NormalizeName(name);
+        if (key.empty()) {
+          continue;
+        }
+        if (const auto d = kb->drug_names_.find(key); d != kb->drug_names_.end()) {
+          Error(f.path, line, absl::StrCat(what, ": name '", name, "' is also a name of drug '",
+                                           kb->drugs_[d->second].proto.id(), "'"));
+          continue;
+        }
+        const auto [it, inserted] = kb->product_names_.emplace(key, index);
+        if (!inserted && it->second != index) {
+          Error(f.path, line, absl::StrCat(what, ": name '", name, "' is also a name of product '",
+                                           kb->products_[it->second].proto.id(), "'"));
+        }
+      }
+      for (const auto& code : product.codes()) {
+        if (!IsDrugSystem(code.system())) {
+          Error(f.path, line, absl::StrCat(what, ": code system '", code.system(),
+                                           "' is not a drug code system (RxNorm or ATC)"));
+          continue;
+        }
+        if (auto st = ValidateCode(code.system(), code.code()); !st.ok()) {
+          Error(f.path, line, absl::StrCat(what, ": ", st.message()));
+          continue;
+        }
+        const std::string key = absl::StrCat(code.system(), "|", NormalizeCode(code.system(), code.code()));
+        if (kb->drug_codes_.contains(key)) {
+          Error(f.path, line, absl::StrCat(what, ": code ", key, " is also a drug's code"));
+          continue;
+        }
+        const auto [it, inserted] = kb->product_codes_.emplace(key, index);
+        if (!inserted && it->second != index) {
+          Error(f.path, line, absl::StrCat(what, ": code ", key, " is also a code of product '",
+                                           kb->products_[it->second].proto.id(), "'"));
+        }
+      }
+      kb->products_.push_back(std::move(entry));
+    }
+    // Label partners: the drug must exist; the partners are free text.
+    for (int i = 0; i < c.label_interactions_size(); ++i) {
+      const auto& li = c.label_interactions(i);
+      const int line = LineOf(f.tree.get(), c, "label_interactions", i);
+      const std::string what = absl::StrCat("label interactions of '", li.drug(), "'");
+      const auto it = kb->drug_names_.find(NormalizeName(li.drug()));
+      if (it == kb->drug_names_.end() || kb->drugs_[it->second].proto.id() != li.drug()) {
+        Error(f.path, line, absl::StrCat(what, ": unknown drug id"));
+        continue;
+      }
+      for (const auto& partner : li.partners()) {
+        if (partner.name().empty()) {
+          Error(f.path, line, absl::StrCat(what, ": a partner has no name"));
+        }
+        if (partner.statement() == kb::v1::LABEL_STATEMENT_UNSPECIFIED ||
+            !kb::v1::LabelStatement_IsValid(partner.statement())) {
+          Error(f.path, line, absl::StrCat(what, ": partner '", partner.name(), "' has no statement"));
+        }
+        if (partner.label() != "US" && partner.label() != "EU") {
+          Error(f.path, line, absl::StrCat(what, ": partner '", partner.name(), "' label must be \"US\" or \"EU\""));
+        }
+        CheckSources(f, partner.sources(), line, absl::StrCat(what, " partner '", partner.name(), "'"), true);
+      }
+      kb->label_interactions_.push_back(li);
+    }
+  }
+
   // Class membership.
   for (DrugIndex d = 0; d < kb->drugs_.size(); ++d) {
     for (ClassIndex ci : kb->drugs_[d].all_classes) {

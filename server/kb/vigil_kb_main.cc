@@ -1,7 +1,9 @@
 // vigil-kb: checks, describes and compares knowledge bases before they go live.
 //
 //   vigil-kb validate [--import=PATH,...] [PATH...]
-//       exit 0 when the base loads; 1 and every problem as file:line: reason otherwise
+//       exit 0 when the base loads and passes the content checks (label closure,
+//       no note calling a catalogued drug absent); 1 and every problem as
+//       file:line: reason otherwise
 //   vigil-kb stats [--import=PATH,...] [PATH...]
 //       counts of drugs, classes and rules, imports, and the version
 //   vigil-kb diff [--import=PATH,...] [--import-after=PATH,...] BEFORE AFTER
@@ -15,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "server/kb/diff.h"
+#include "server/kb/lint.h"
 #include "server/kb/loader.h"
 
 namespace {
@@ -57,7 +60,9 @@ int Stats(const vigil::KnowledgeBase& base) {
     std::cout << "  " << vigil::v1::Severity_Name(static_cast<vigil::v1::Severity>(severity)) << ": " << count << "\n";
   }
   std::cout << "cross-sensitivity groups: " << base.cross_sensitivities().size() << "\n"
-            << "additive-effect rules: " << base.additive_rules().size() << "\n";
+            << "additive-effect rules: " << base.additive_rules().size() << "\n"
+            << "products: " << base.products().size() << "\n"
+            << "drugs with label partners written down: " << base.label_interactions().size() << "\n";
   for (const auto& import : base.imports()) {
     std::cout << "import " << import.name << ": " << import.files.size() << " files, " << import.rows << " rows, "
               << import.pairs << " pairs, " << import.mapped_drugs << " drugs mapped onto curated ones, "
@@ -100,6 +105,15 @@ int main(int argc, char** argv) {
     }
     if (command == "stats") {
       return Stats(**kb);
+    }
+    const auto problems = vigil::LintKnowledgeBase(**kb);
+    if (!problems.empty()) {
+      std::cerr << "knowledge base loads but fails " << problems.size() << " content check"
+                << (problems.size() == 1 ? "" : "s") << ":\n";
+      for (const auto& p : problems) {
+        std::cerr << "  " << p << "\n";
+      }
+      return 1;
     }
     std::cout << "ok: " << (*kb)->curated_files().size() << " files, " << (*kb)->drug_count() << " drugs, "
               << (*kb)->interactions().size() << " curated rules, " << (*kb)->imported_pair_count()
