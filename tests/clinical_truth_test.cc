@@ -1,7 +1,11 @@
 // Issue 12, against the bundled knowledge base: a clean answer is always
 // true. Every medication on the list, proposed or current, is either
 // screened for interactions or named as not screened.
+#include <algorithm>
+#include <cctype>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
@@ -66,6 +70,93 @@ TEST(NeverASilentPassTest, EveryDrugWithoutInteractionDataIsNamedWhenCurrent) {
   }
   // Not a vacuous loop: the count is printed for the record.
   std::printf("drugs without interaction data: %d\n", checked);
+}
+
+// What the prescriber reads carries no authoring notes: no
+// "Interpretation:", rule ids, enum names or file names. Checked for every
+// curated interaction rule (one pair of its drugs) and every contraindication
+// triggered by its condition set's first code.
+void ExpectPrescriberText(const v1::Alert& alert, const std::string& context) {
+  for (const std::string* text : {&alert.summary(), &alert.detail(), &alert.recommendation()}) {
+    EXPECT_EQ(text->find("Interpretation:"), std::string::npos) << context << ": " << *text;
+    EXPECT_EQ(text->find("SEVERITY_"), std::string::npos) << context << ": " << *text;
+    EXPECT_EQ(text->find(".textproto"), std::string::npos) << context << ": " << *text;
+    if (!alert.rule_id().empty()) {
+      EXPECT_EQ(text->find(alert.rule_id()), std::string::npos) << context << ": " << *text;
+    }
+  }
+}
+
+TEST(PrescriberTextTest, InteractionAlertsNameThePatientsDrugsAndNoAuthoringNotes) {
+  const auto kb = BundledKb();
+  int checked = 0;
+  for (const auto& rule : kb->interactions()) {
+    if (rule.origin_name != "curated") {
+      continue;
+    }
+    // The first pair of distinct drugs the rule covers.
+    std::optional<std::pair<DrugIndex, DrugIndex>> pair;
+    for (DrugIndex a = 0; a < kb->drug_count() && !pair.has_value(); ++a) {
+      if (!kb->SideContains(rule, true, a)) {
+        continue;
+      }
+      for (DrugIndex b = 0; b < kb->drug_count(); ++b) {
+        if (b != a && kb->SideContains(rule, false, b)) {
+          pair.emplace(a, b);
+          break;
+        }
+      }
+    }
+    if (!pair.has_value()) {
+      continue;
+    }
+    const auto& a = kb->drug(pair->first).proto;
+    const auto& b = kb->drug(pair->second).proto;
+    const auto result = RequestBuilder().Current(b.id()).Propose(a.id()).Screen(*kb);
+    bool found = false;
+    for (const auto& alert : OfKind(result, v1::ALERT_KIND_DRUG_INTERACTION)) {
+      if (alert.drug_ids_size() != 2 || alert.drug_ids(0) != a.id() || alert.drug_ids(1) != b.id()) {
+        continue;
+      }
+      found = true;
+      const std::string context = a.id() + " + " + b.id();
+      ExpectPrescriberText(alert, context);
+      EXPECT_LE(alert.sources_size(), 5) << context;
+      std::string lower = alert.summary();
+      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+      std::string an = a.name(), bn = b.name();
+      std::transform(an.begin(), an.end(), an.begin(), [](unsigned char c) { return std::tolower(c); });
+      std::transform(bn.begin(), bn.end(), bn.begin(), [](unsigned char c) { return std::tolower(c); });
+      EXPECT_NE(lower.find(an), std::string::npos) << context << ": " << alert.summary();
+      EXPECT_NE(lower.find(bn), std::string::npos) << context << ": " << alert.summary();
+    }
+    EXPECT_TRUE(found) << rule.proto.id() << ": " << testing::Describe(result);
+    ++checked;
+  }
+  EXPECT_GT(checked, 200);
+}
+
+TEST(PrescriberTextTest, ContraindicationAlertsCarryNoAuthoringNotes) {
+  const auto kb = BundledKb();
+  int checked = 0;
+  for (const auto& entry : kb->drugs()) {
+    for (const auto& ci : entry.proto.contraindications()) {
+      const auto* set = kb->FindConditionSet(ci.condition_set());
+      if (set == nullptr || set->codes().empty() || set->has_age()) {
+        continue;
+      }
+      const auto& code = set->codes(0);
+      const auto result = RequestBuilder().Condition(code.system(), code.code()).Propose(entry.proto.id()).Screen(*kb);
+      for (const auto& alert : OfKind(result, v1::ALERT_KIND_CONTRAINDICATION)) {
+        ExpectPrescriberText(alert, ci.id());
+        if (alert.rule_id() == ci.id()) {
+          EXPECT_EQ(alert.interpretation(), ci.interpretation()) << ci.id();
+          ++checked;
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 300);
 }
 
 }  // namespace

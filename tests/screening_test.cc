@@ -102,7 +102,12 @@ TEST_F(ScreeningTest, InteractionFoundInBothDirections) {
     // the most severe rule first, the other mentioned.
     EXPECT_EQ(alerts[0].rule_id(), "ddi-a-c");
     EXPECT_EQ(alerts[0].severity(), v1::SEVERITY_MAJOR);
-    EXPECT_NE(alerts[0].detail().find("ddi-a-y"), std::string::npos);
+    // The other rule is mentioned by what it says, not by its id.
+    EXPECT_NE(alerts[0].detail().find("Also: A with class Y."), std::string::npos) << alerts[0].detail();
+    EXPECT_EQ(alerts[0].detail().find("ddi-a-y"), std::string::npos) << alerts[0].detail();
+    // The summary names the patient's drugs.
+    EXPECT_EQ(alerts[0].summary().rfind(proposed == "drug-a" ? "Drug A with Drug C: " : "Drug C with Drug A: ", 0), 0u)
+        << alerts[0].summary();
     EXPECT_EQ(std::set<std::string>(alerts[0].drug_ids().begin(), alerts[0].drug_ids().end()),
               (std::set<std::string>{"drug-a", "drug-c"}));
   }

@@ -27,6 +27,8 @@ namespace {
 // temporary string, two heap blocks instead of one for each long text.
 constexpr size_t kMaxSummaryBytes = 139;
 constexpr size_t kMaxReferenceInSummary = 48;
+// Sources cited on one interaction alert at most.
+constexpr int kMaxSources = 5;
 
 // Where `text` must be cut to fit `max_bytes` with a "..." after it, on a
 // UTF-8 boundary; npos when it fits.
@@ -58,6 +60,14 @@ void AppendClamped(absl::string_view text, size_t max_bytes, std::string* out) {
   } else {
     out->append(text.data(), text.size());
   }
+}
+
+// True when `needle` occurs in `text`, ignoring ASCII case.
+bool ContainsIgnoreCase(absl::string_view text, absl::string_view needle) {
+  return std::search(text.begin(), text.end(), needle.begin(), needle.end(), [](char a, char b) {
+           return absl::ascii_tolower(static_cast<unsigned char>(a)) ==
+                  absl::ascii_tolower(static_cast<unsigned char>(b));
+         }) != text.end();
 }
 
 // The LOINC system URI as a string the evidence can copy (a literal would
@@ -593,11 +603,10 @@ class Screener {
           alert.set_summary(Clamp(ci.summary(), kMaxSummaryBytes));
           // (Not a ternary: one of a const std::string and a temporary is a
           // const temporary, which the setter copies instead of moving.)
-          if (ci.interpretation().empty()) {
-            alert.set_detail(ci.detail());
-          } else {
-            alert.set_detail(absl::StrCat(ci.detail(), " Interpretation: ", ci.interpretation()));
-          }
+          alert.set_detail(ci.detail());
+          // How the source was read is for reviewers and on demand, not part
+          // of the text the prescriber reads.
+          alert.set_interpretation(ci.interpretation());
           alert.set_recommendation(ci.recommendation());
           alert.mutable_evidence()->MergeFrom(matched);
           AddMedEvidence(alert, *m);
@@ -792,7 +801,16 @@ class Screener {
     alert.add_drug_ids(xdrug.id());
     alert.set_rule_id(primary.id());
     alert.set_rule_origin(rules[matched.front()].origin_name);
-    alert.set_summary(Clamp(primary.summary(), kMaxSummaryBytes));
+    // The summary names this patient's drugs: the rule's own when it names
+    // both already, else "<drug> with <drug>: " before it.
+    if (ContainsIgnoreCase(primary.summary(), pdrug.name()) && ContainsIgnoreCase(primary.summary(), xdrug.name())) {
+      alert.set_summary(Clamp(primary.summary(), kMaxSummaryBytes));
+    } else {
+      std::string summary;
+      summary.reserve(pdrug.name().size() + xdrug.name().size() + primary.summary().size() + 8);
+      absl::StrAppend(&summary, pdrug.name(), " with ", xdrug.name(), ": ", primary.summary());
+      alert.set_summary(Clamp(std::move(summary), kMaxSummaryBytes));
+    }
     // One allocation: the text's size is known before it is written.
     size_t size = pdrug.name().size() + xdrug.name().size() + primary.effect().size() + primary.mechanism().size() +
                   primary.interpretation().size() + 64;
@@ -809,13 +827,8 @@ class Screener {
     if (!primary.mechanism().empty()) {
       absl::StrAppend(&detail, "Mechanism: ", primary.mechanism(), " ");
     }
-    if (!primary.interpretation().empty()) {
-      absl::StrAppend(&detail, "Interpretation: ", primary.interpretation(), " ");
-    }
     for (size_t k = 1; k < matched.size(); ++k) {
-      const auto& also = rules[matched[k]].proto;
-      absl::StrAppend(&detail, "Also (", v1::Severity_Name(also.severity()), ", rule ", also.id(), "): ",
-                      also.summary(), " ");
+      absl::StrAppend(&detail, "Also: ", rules[matched[k]].proto.summary(), " ");
     }
     for (const Med* local : {&p, &x}) {
       if (local->local_route) {
@@ -829,10 +842,18 @@ class Screener {
     }
     alert.set_detail(std::move(detail));
     alert.set_recommendation(primary.management());
+    alert.set_interpretation(primary.interpretation());
     AddMedEvidence(alert, p);
     AddMedEvidence(alert, x);
+    // The sources behind this pair: the primary rule's, then the others'
+    // while there is room (a handful, not every label of a group).
     for (uint32_t r : matched) {
-      AddSources(alert, rules[r].proto.sources());
+      for (const auto& id : rules[r].proto.sources()) {
+        if (alert.sources_size() >= kMaxSources) {
+          break;
+        }
+        AddSource(alert, id);
+      }
     }
   }
 
@@ -1023,8 +1044,7 @@ class Screener {
       alert.set_rule_id(rule.id());
       alert.set_rule_origin("curated");
       alert.set_summary(Clamp(rule.summary(), kMaxSummaryBytes));
-      alert.set_detail(
-          absl::StrCat(list.size(), " drugs with the effect '", rule.effect(), "': ", names, ". ", rule.detail()));
+      alert.set_detail(absl::StrCat(list.size(), " drugs that add up: ", names, ". ", rule.detail()));
       alert.set_recommendation(rule.recommendation());
       for (const Med* m : list) {
         AddMedEvidence(alert, *m);
