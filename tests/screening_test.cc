@@ -329,6 +329,146 @@ TEST_F(ScreeningTest, LocalRouteIsNotSystemicTherapyOfItsClass) {
   }
 }
 
+TEST_F(ScreeningTest, AgeRuleUsesTheBirthDateOnTheAsOfDate) {
+  // 11 years old on the day before the 12th birthday, 12 on it.
+  const auto child = RequestBuilder().BirthDate("2014-06-15").AsOf("2026-06-14").Propose("drug-b").Screen(*kb_);
+  const auto alerts = WithRule(child, "drug-b-child");
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(child);
+  EXPECT_EQ(alerts[0].kind(), v1::ALERT_KIND_CONTRAINDICATION);
+  bool age_evidence = false;
+  for (const auto& e : alerts[0].evidence()) {
+    age_evidence = age_evidence || (e.type() == v1::EVIDENCE_TYPE_PATIENT && e.description().find("Age 11") == 0);
+  }
+  EXPECT_TRUE(age_evidence) << alerts[0].DebugString();
+  const auto twelve = RequestBuilder().BirthDate("2014-06-15").AsOf("2026-06-15").Propose("drug-b").Screen(*kb_);
+  EXPECT_TRUE(WithRule(twelve, "drug-b-child").empty()) << testing::Describe(twelve);
+  const auto older = RequestBuilder().BirthDate("1950-01-01").AsOf("2026-06-15").Propose("drug-b").Screen(*kb_);
+  EXPECT_EQ(WithRule(older, "drug-b-older").size(), 1u) << testing::Describe(older);
+  EXPECT_TRUE(WithRule(older, "drug-b-child").empty());
+}
+
+TEST_F(ScreeningTest, AgeRuleWithAConditionNeedsBoth) {
+  const auto flu_child = RequestBuilder().BirthDate("2012-01-01").AsOf("2026-06-15").Icd10("J10.1").Propose("drug-b")
+                             .Screen(*kb_);
+  EXPECT_EQ(WithRule(flu_child, "drug-b-viral").size(), 1u) << testing::Describe(flu_child);
+  const auto flu_adult = RequestBuilder().BirthDate("1980-01-01").AsOf("2026-06-15").Icd10("J10.1").Propose("drug-b")
+                             .Screen(*kb_);
+  EXPECT_TRUE(WithRule(flu_adult, "drug-b-viral").empty()) << testing::Describe(flu_adult);
+  const auto no_flu = RequestBuilder().BirthDate("2012-01-01").AsOf("2026-06-15").Propose("drug-b").Screen(*kb_);
+  EXPECT_TRUE(WithRule(no_flu, "drug-b-viral").empty()) << testing::Describe(no_flu);
+}
+
+TEST_F(ScreeningTest, AgeRuleWithoutABirthDateIsIncompleteNotSilent) {
+  const auto result = RequestBuilder().Propose("drug-b").Screen(*kb_);
+  EXPECT_TRUE(OfKind(result, v1::ALERT_KIND_CONTRAINDICATION).empty()) << testing::Describe(result);
+  std::set<std::string> rules;
+  for (const auto& alert : OfKind(result, v1::ALERT_KIND_INCOMPLETE_DATA)) {
+    rules.insert(alert.rule_id());
+  }
+  // The age-only rules need the age; the viral rule only with its condition.
+  EXPECT_EQ(rules, (std::set<std::string>{"drug-b-child", "drug-b-older"})) << testing::Describe(result);
+  EXPECT_FALSE(result.summary.complete());
+  const auto flu = RequestBuilder().Icd10("J10.1").Propose("drug-b").Screen(*kb_);
+  EXPECT_EQ(WithRule(flu, "drug-b-viral").size(), 1u) << testing::Describe(flu);
+  EXPECT_EQ(WithRule(flu, "drug-b-viral")[0].kind(), v1::ALERT_KIND_INCOMPLETE_DATA);
+}
+
+TEST_F(ScreeningTest, LatestLabResultDecides) {
+  // An old low eGFR and a recent normal one: the recent one decides.
+  const auto recovered = RequestBuilder()
+                             .AsOf("2026-12-04")
+                             .DatedLab("62238-1", 25, "mL/min/{1.73_m2}", "2024-05-01")
+                             .DatedLab("62238-1", 72, "mL/min/{1.73_m2}", "2026-11-27T09:30:00Z")
+                             .Propose("drug-a")
+                             .Screen(*kb_);
+  EXPECT_TRUE(WithRule(recovered, "drug-a-renal").empty()) << testing::Describe(recovered);
+  EXPECT_TRUE(recovered.summary.complete()) << testing::Describe(recovered);
+  // The other way round: the recent low one decides.
+  const auto worse = RequestBuilder()
+                         .AsOf("2026-12-04")
+                         .DatedLab("62238-1", 72, "mL/min/{1.73_m2}", "2024-05-01")
+                         .DatedLab("62238-1", 25, "mL/min/{1.73_m2}", "2026-11-27")
+                         .Propose("drug-a")
+                         .Screen(*kb_);
+  const auto alerts = WithRule(worse, "drug-a-renal");
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(worse);
+  EXPECT_EQ(alerts[0].kind(), v1::ALERT_KIND_CONTRAINDICATION);
+}
+
+TEST_F(ScreeningTest, StaleLabResultIsReportedInsteadOfDeciding) {
+  const auto result = RequestBuilder()
+                          .AsOf("2026-12-04")
+                          .DatedLab("62238-1", 25, "mL/min/{1.73_m2}", "2024-05-01")
+                          .Propose("drug-a")
+                          .Screen(*kb_);
+  const auto alerts = WithRule(result, "drug-a-renal");
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(alerts[0].kind(), v1::ALERT_KIND_INCOMPLETE_DATA);
+  EXPECT_NE(alerts[0].summary().find("too old"), std::string::npos) << alerts[0].summary();
+  EXPECT_FALSE(result.summary.complete());
+  // Within the limit it decides.
+  const auto recent = RequestBuilder()
+                          .AsOf("2026-12-04")
+                          .DatedLab("62238-1", 25, "mL/min/{1.73_m2}", "2026-01-01")
+                          .Propose("drug-a")
+                          .Screen(*kb_);
+  ASSERT_EQ(WithRule(recent, "drug-a-renal").size(), 1u);
+  EXPECT_EQ(WithRule(recent, "drug-a-renal")[0].kind(), v1::ALERT_KIND_CONTRAINDICATION);
+}
+
+TEST_F(ScreeningTest, CrossSensitivitySeverityFollowsTheRecordedReaction) {
+  auto severity = [this](const std::string& reaction, v1::AllergyCriticality criticality) {
+    const auto result = RequestBuilder().Allergy("drug-c", reaction, criticality).Propose("drug-a").Screen(*kb_);
+    const auto alerts = WithRule(result, "cross-a-c");
+    return alerts.size() == 1 ? alerts[0].severity() : v1::SEVERITY_UNSPECIFIED;
+  };
+  // The group is major; a low-criticality rash is not; anaphylaxis is.
+  EXPECT_EQ(severity("", v1::ALLERGY_CRITICALITY_UNSPECIFIED), v1::SEVERITY_MAJOR);
+  EXPECT_EQ(severity("rash in childhood", v1::ALLERGY_CRITICALITY_LOW), v1::SEVERITY_MODERATE);
+  EXPECT_EQ(severity("Anaphylaxis", v1::ALLERGY_CRITICALITY_UNSPECIFIED), v1::SEVERITY_MAJOR);
+  EXPECT_EQ(severity("hives", v1::ALLERGY_CRITICALITY_HIGH), v1::SEVERITY_MAJOR);
+  // A moderate group is raised to major by a severe reaction.
+  const auto result = RequestBuilder().Allergy("drug-d", "anaphylaxis", v1::ALLERGY_CRITICALITY_HIGH)
+                          .Propose("drug-e").Screen(*kb_);
+  ASSERT_EQ(WithRule(result, "cross-d-e").size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(WithRule(result, "cross-d-e")[0].severity(), v1::SEVERITY_MAJOR);
+}
+
+TEST_F(ScreeningTest, CrossSensitivityNeedingATrueAllergyFollowsTheReaction) {
+  auto alerts = [this](const std::string& reaction) {
+    return WithRule(RequestBuilder().Allergy("drug-d", reaction, v1::ALLERGY_CRITICALITY_UNSPECIFIED)
+                        .Propose("drug-e").Screen(*kb_), "cross-d-e");
+  };
+  // Nausea is an intolerance: no cross-sensitivity.
+  EXPECT_TRUE(alerts("nausea and vomiting").empty());
+  // Urticaria is named by the group: its severity.
+  ASSERT_EQ(alerts("Urticaria").size(), 1u);
+  EXPECT_EQ(alerts("Urticaria")[0].severity(), v1::SEVERITY_MODERATE);
+  // Not recorded: a minor alert that says it is uncertain.
+  const auto unknown = alerts("");
+  ASSERT_EQ(unknown.size(), 1u);
+  EXPECT_EQ(unknown[0].severity(), v1::SEVERITY_MINOR);
+  EXPECT_NE(unknown[0].detail().find("uncertain"), std::string::npos) << unknown[0].detail();
+}
+
+TEST_F(ScreeningTest, BurdenScoreAddsUpTheDrugsScores) {
+  // drug-g scores 3, drug-h and drug-i 1 each (no score of their own).
+  auto loaded = LoadFromTexts({{"synthetic.textproto", testing::kSyntheticKb},
+                               {"burden.textproto", testing::kSyntheticBurdenKb}});
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const KnowledgeBase& kb = **loaded;
+  const auto heavy = RequestBuilder().Current("drug-h").Propose("drug-g").Screen(kb);
+  const auto alerts = WithRule(heavy, "burden-drying");
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(heavy);
+  EXPECT_NE(alerts[0].detail().find("score of 4"), std::string::npos) << alerts[0].detail();
+  EXPECT_NE(alerts[0].detail().find("Drug G (3)"), std::string::npos) << alerts[0].detail();
+  EXPECT_NE(alerts[0].summary().find("Drug G (3), Drug H (1)"), std::string::npos) << alerts[0].summary();
+  // Two drugs of score 1: under the threshold.
+  EXPECT_TRUE(WithRule(RequestBuilder().Current("drug-h").Propose("drug-i").Screen(kb), "burden-drying").empty());
+  // One drug alone never adds up, whatever its score.
+  EXPECT_TRUE(WithRule(RequestBuilder().Propose("drug-g").Screen(kb), "burden-drying").empty());
+}
+
 TEST_F(ScreeningTest, ResolvesByIdNameSynonymBrandAndCode) {
   for (const char* ref : {"drug-a", "DRUG A", "alpha", "ABrand", "http://www.whocc.no/atc|Z99ZZ01"}) {
     const auto result = RequestBuilder().Propose(ref).Screen(*kb_);

@@ -17,8 +17,13 @@ condition_sets {
   id: "set-renal" name: "Test renal set"
   codes { system: "http://hl7.org/fhir/sid/icd-10-cm" code: "N18.4" display: "CKD 4" }
   codes { system: "http://snomed.info/sct" code: "431857002" display: "CKD stage 4" }
-  labs { name: "eGFR" loinc_codes: "62238-1" comparator: COMPARATOR_LESS_THAN value: 30 unit: "mL/min/{1.73_m2}" }
+  labs { name: "eGFR" loinc_codes: "62238-1" comparator: COMPARATOR_LESS_THAN value: 30 unit: "mL/min/{1.73_m2}"
+         max_age_days: 365 }
 }
+condition_sets { id: "set-child" name: "Children under 12" age { below_years: 12 } }
+condition_sets { id: "set-young-viral" name: "Under 19 with a viral illness" age { below_years: 19 }
+  codes { system: "http://hl7.org/fhir/sid/icd-10-cm" code: "J10" display: "Influenza" } }
+condition_sets { id: "set-older" name: "Adults 65 and over" age { min_years: 65 } }
 
 drugs { id: "drug-a" name: "Drug A" synonyms: "Alpha" brand_names: "Abrand" classes: "class-x-sub"
         codes { system: "http://www.whocc.no/atc" code: "Z99ZZ01" }
@@ -27,7 +32,13 @@ drugs { id: "drug-a" name: "Drug A" synonyms: "Alpha" brand_names: "Abrand" clas
                             summary: "Drug A in renal test set." sources: "test-source" }
         contraindications { id: "drug-a-hyper" hypersensitivity: true severity: SEVERITY_CONTRAINDICATED
                             summary: "Drug A hypersensitivity." sources: "test-source" } }
-drugs { id: "drug-b" name: "Drug B" classes: "class-x" sources: "test-source" }
+drugs { id: "drug-b" name: "Drug B" classes: "class-x" sources: "test-source"
+        contraindications { id: "drug-b-child" condition_set: "set-child" severity: SEVERITY_CONTRAINDICATED
+                            summary: "Drug B in children under 12." sources: "test-source" }
+        contraindications { id: "drug-b-viral" condition_set: "set-young-viral" severity: SEVERITY_MAJOR
+                            summary: "Drug B under 19 with a viral illness." sources: "test-source" }
+        contraindications { id: "drug-b-older" condition_set: "set-older" severity: SEVERITY_MODERATE
+                            summary: "Drug B in older adults." sources: "test-source" } }
 drugs { id: "drug-c" name: "Drug C" classes: "class-y" sources: "test-source" }
 drugs { id: "drug-d" name: "Drug D" classes: "class-y" additive_effects: "sleepy" sources: "test-source" }
 drugs { id: "drug-e" name: "Drug E" sources: "test-source" }
@@ -47,8 +58,25 @@ products { id: "product-ac" name: "Drug A / Drug C" brand_names: "ACombo" ingred
            sources: "test-source" }
 products { id: "product-b-gel" name: "Drug B gel" ingredients: "drug-b" route: "topical" sources: "test-source" }
 
+cross_sensitivities { id: "cross-d-e" members { drug: "drug-d" } members { drug: "drug-e" }
+                      severity: SEVERITY_MODERATE summary: "D and E cross-react in true allergy." sources: "test-source"
+                      reaction_terms: "urticaria" reaction_terms: "rash" }
+
 additive_effects { id: "additive-sleepy" effect: "sleepy" min_drugs: 3 severity: SEVERITY_MAJOR
                    summary: "Three sleepy drugs." sources: "test-source" }
+)pb";
+
+// Drugs scored on a burden scale, loaded beside kSyntheticKb.
+inline constexpr char kSyntheticBurdenKb[] = R"pb(
+drugs { id: "drug-g" name: "Drug G" sources: "test-source" interaction_review: INTERACTION_REVIEW_REVIEWED
+        effect_scores { effect: "drying" score: 3 sources: "test-source" } }
+drugs { id: "drug-h" name: "Drug H" sources: "test-source" interaction_review: INTERACTION_REVIEW_REVIEWED
+        additive_effects: "drying" }
+drugs { id: "drug-i" name: "Drug I" sources: "test-source" interaction_review: INTERACTION_REVIEW_REVIEWED
+        additive_effects: "drying" }
+additive_effects { id: "burden-drying" effect: "drying" min_drugs: 2 min_score: 3 severity: SEVERITY_MODERATE
+                   summary: "Drying burden of 3 or more." sources: "test-source" }
+
 )pb";
 
 }  // namespace vigil::testing

@@ -99,8 +99,38 @@ RequestBuilder& RequestBuilder::Allergy(const std::string& substance) {
   return *this;
 }
 
+RequestBuilder& RequestBuilder::DatedLab(const std::string& loinc, double value, const std::string& unit,
+                                         const std::string& when) {
+  Lab(loinc, value, unit);
+  request_.mutable_patient()->mutable_labs(request_.patient().labs_size() - 1)->set_effective_time(when);
+  return *this;
+}
+
+RequestBuilder& RequestBuilder::Allergy(const std::string& substance, const std::string& reaction,
+                                        v1::AllergyCriticality criticality) {
+  Allergy(substance);
+  auto* allergy = request_.mutable_patient()->mutable_allergies(request_.patient().allergies_size() - 1);
+  allergy->set_reaction(reaction);
+  allergy->set_criticality(criticality);
+  return *this;
+}
+
+RequestBuilder& RequestBuilder::BirthDate(const std::string& date) {
+  request_.mutable_patient()->set_birth_date(date);
+  return *this;
+}
+
+RequestBuilder& RequestBuilder::AsOf(const std::string& date) {
+  request_.set_as_of(date);
+  return *this;
+}
+
 ScreeningResult RequestBuilder::Screen(const KnowledgeBase& kb) const {
-  return vigil::Screen(kb, request_.patient(), request_.proposed_medications());
+  ScreenOptions options = ScreenOptions::Today();
+  if (const auto as_of = ParseIsoDate(request_.as_of()); as_of.has_value()) {
+    options.as_of = *as_of;
+  }
+  return vigil::Screen(kb, request_.patient(), request_.proposed_medications(), options);
 }
 
 std::vector<v1::Alert> WithRule(const ScreeningResult& result, const std::string& rule_id) {

@@ -56,6 +56,12 @@ class RequestBuilder {
   RequestBuilder& Lab(const std::string& loinc, double value, const std::string& unit);
   RequestBuilder& Egfr(double value) { return Lab("62238-1", value, "mL/min/{1.73_m2}"); }
   RequestBuilder& Allergy(const std::string& substance);
+  RequestBuilder& Allergy(const std::string& substance, const std::string& reaction, v1::AllergyCriticality criticality);
+  // A lab result with its effective time.
+  RequestBuilder& DatedLab(const std::string& loinc, double value, const std::string& unit, const std::string& when);
+  RequestBuilder& BirthDate(const std::string& date);
+  // The check's as-of date (default: today).
+  RequestBuilder& AsOf(const std::string& date);
   const v1::CheckMedicationsRequest& request() const { return request_; }
 
   // Screens against `kb`.

@@ -15,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "server/common/text.h"
 #include "server/engine/clinical_codes.h"
 #include "server/kb/order_text.h"
@@ -70,6 +72,20 @@ bool ContainsIgnoreCase(absl::string_view text, absl::string_view needle) {
          }) != text.end();
 }
 
+// True when a recorded reaction names a severe, immune-mediated reaction.
+bool IsSevereReaction(absl::string_view reaction) {
+  static constexpr absl::string_view kSevere[] = {
+      "anaphyla", "angioedema", "angio-oedema", "angiooedema", "stevens", "toxic epidermal", "dress",
+      "eosinophilia", "bronchospasm", "serum sickness", "airway", "laryngeal", "hypotension", "shock",
+      "exfoliative", "blister", "mucosal"};
+  for (absl::string_view term : kSevere) {
+    if (ContainsIgnoreCase(reaction, term)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // The LOINC system URI as a string the evidence can copy (a literal would
 // go through a temporary string in protobuf 3.21's setter).
 const std::string& LoincSystem() {
@@ -114,6 +130,10 @@ struct Scratch {
   std::vector<bool> dropped;
   google::protobuf::RepeatedPtrField<v1::Evidence> matched;
   google::protobuf::RepeatedPtrField<v1::Evidence> unreadable;
+  // Lab results that are the latest of their kind but too old to decide.
+  google::protobuf::RepeatedPtrField<v1::Evidence> stale;
+  // Indexes of the lab results that decide a threshold.
+  std::vector<int> deciding_labs;
   std::string id_list;
   // The patient's condition codes, normalized, in the order of the request.
   std::vector<std::string> condition_codes;
@@ -217,9 +237,12 @@ std::string FormatNumber(double v) { return absl::StrFormat("%g", v); }
 class Screener {
  public:
   Screener(const KnowledgeBase& kb, const v1::Patient& patient,
-           const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed, v1::CheckMedicationsResult* out)
+           const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed, v1::CheckMedicationsResult* out,
+           const ScreenOptions& options)
       : kb_(kb),
         patient_(patient),
+        as_of_(options.as_of),
+        age_years_(AgeOn(patient.birth_date(), options.as_of)),
         review_mode_(proposed.empty()),
         scratch_(ThreadScratch()),
         meds_(scratch_.meds),
@@ -478,14 +501,36 @@ class Screener {
     }
   }
 
+  // How the patient's age fits a condition set's age range.
+  enum class AgeFit { kNoRange, kInRange, kOutOfRange, kUnknown };
+
   // Evaluates a condition set against the patient: fills `matched` with the
-  // matching facts and `unreadable` with facts that could not be compared
-  // (both are cleared first).
-  void MatchConditionSet(const kb::v1::ConditionSet& set, google::protobuf::RepeatedPtrField<v1::Evidence>* matched_out,
-                         google::protobuf::RepeatedPtrField<v1::Evidence>* unreadable) const {
+  // matching facts, `unreadable` with lab results that could not be compared
+  // and `stale` with latest lab results too old to decide (all are cleared
+  // first). Of each lab threshold's results only the latest decides
+  // (undated results are taken as current). Returns how the patient's age
+  // fits the set's range; out of range, nothing matches.
+  AgeFit MatchConditionSet(const kb::v1::ConditionSet& set,
+                           google::protobuf::RepeatedPtrField<v1::Evidence>* matched_out,
+                           google::protobuf::RepeatedPtrField<v1::Evidence>* unreadable,
+                           google::protobuf::RepeatedPtrField<v1::Evidence>* stale) const {
     auto& matched = *matched_out;
     matched.Clear();
     unreadable->Clear();
+    stale->Clear();
+    AgeFit fit = AgeFit::kNoRange;
+    if (set.has_age() && (set.age().min_years() != 0 || set.age().below_years() != 0)) {
+      if (!age_years_.has_value()) {
+        fit = AgeFit::kUnknown;
+      } else {
+        const bool in = *age_years_ >= set.age().min_years() &&
+                        (set.age().below_years() == 0 || *age_years_ < set.age().below_years());
+        fit = in ? AgeFit::kInRange : AgeFit::kOutOfRange;
+      }
+    }
+    if (fit == AgeFit::kOutOfRange) {
+      return fit;
+    }
     for (int i = 0; i < patient_.conditions_size(); ++i) {
       const auto& coding = patient_.conditions(i).code();
       const std::string& code = scratch_.condition_codes[static_cast<size_t>(i)];
@@ -511,11 +556,54 @@ class Screener {
       }
     }
     for (const auto& threshold : set.labs()) {
-      for (const auto& lab : patient_.labs()) {
-        const auto& codes = threshold.loinc_codes();
+      const auto& codes = threshold.loinc_codes();
+      // The results of this measurement that decide: undated ones and the
+      // latest dated one(s).
+      auto& deciding = scratch_.deciding_labs;
+      deciding.clear();
+      const std::string* latest = nullptr;
+      bool undated = false;
+      for (int i = 0; i < patient_.labs_size(); ++i) {
+        const auto& lab = patient_.labs(i);
         if (std::find(codes.begin(), codes.end(), lab.code().code()) == codes.end()) {
           continue;
         }
+        if (lab.effective_time().empty()) {
+          undated = true;
+        } else if (latest == nullptr || lab.effective_time() > *latest) {
+          latest = &lab.effective_time();
+        }
+      }
+      for (int i = 0; i < patient_.labs_size(); ++i) {
+        const auto& lab = patient_.labs(i);
+        if (std::find(codes.begin(), codes.end(), lab.code().code()) == codes.end()) {
+          continue;
+        }
+        if (lab.effective_time().empty() || lab.effective_time() == *latest) {
+          deciding.push_back(i);
+        }
+      }
+      if (!undated && latest != nullptr && threshold.max_age_days() > 0) {
+        const auto when = ParseIsoDate(*latest);
+        if (when.has_value() && as_of_ - *when > threshold.max_age_days()) {
+          for (int i : deciding) {
+            const auto& lab = patient_.labs(i);
+            v1::Evidence& e = *stale->Add();
+            e.set_type(v1::EVIDENCE_TYPE_LAB);
+            e.set_system(LoincSystem());
+            e.set_code(lab.code().code());
+            std::string* description = e.mutable_description();
+            description->clear();
+            absl::StrAppend(description, threshold.name(), " ", FormatNumber(lab.value()), " ");
+            AppendClamped(lab.unit(), 40, description);
+            absl::StrAppend(description, " of ", lab.effective_time().substr(0, 10), " is older than ",
+                            threshold.max_age_days(), " days");
+          }
+          continue;
+        }
+      }
+      for (int i : deciding) {
+        const auto& lab = patient_.labs(i);
         const auto unit = CanonicalizeUnit(lab.unit());
         if (!unit.has_value() || unit->unit != threshold.unit()) {
           v1::Evidence& e = *unreadable->Add();
@@ -540,9 +628,22 @@ class Screener {
           absl::StrAppend(description, threshold.name(), " ", FormatNumber(value), " ", threshold.unit(), " (LOINC ",
                           lab.code().code(), ") is ", ComparatorText(threshold.comparator()), " ",
                           FormatNumber(threshold.value()));
+          if (!lab.effective_time().empty()) {
+            absl::StrAppend(description, ", of ", lab.effective_time().substr(0, 10));
+          }
         }
       }
     }
+    const bool age_only = set.codes().empty() && set.labs().empty();
+    if (fit == AgeFit::kInRange && (age_only || !matched.empty())) {
+      v1::Evidence& e = *matched.Add();
+      e.set_type(v1::EVIDENCE_TYPE_PATIENT);
+      std::string* description = e.mutable_description();
+      description->clear();
+      absl::StrAppend(description, "Age ", *age_years_, " on ", absl::FormatCivilTime(as_of_), " (born ",
+                      patient_.birth_date(), ")");
+    }
+    return fit;
   }
 
   void CheckConditions() {
@@ -592,8 +693,29 @@ class Screener {
         }
         auto& matched = scratch_.matched;
         auto& unreadable = scratch_.unreadable;
-        MatchConditionSet(*set, &matched, &unreadable);
-        if (!matched.empty()) {
+        auto& stale = scratch_.stale;
+        const AgeFit fit = MatchConditionSet(*set, &matched, &unreadable, &stale);
+        if (fit == AgeFit::kUnknown && (!matched.empty() || (set->codes().empty() && set->labs().empty()))) {
+          // The rule applies at some ages only and the patient's is unknown:
+          // never a silent pass.
+          auto& alert = NewAlert(v1::ALERT_KIND_INCOMPLETE_DATA, std::min(ci.severity(), v1::SEVERITY_MAJOR),
+                                 {"age-unknown|", ci.id()});
+          alert.add_drug_ids(drug.id());
+          alert.set_rule_id(ci.id());
+          alert.set_rule_origin("curated");
+          alert.set_summary(Clamp(absl::StrCat("Could not check ", drug.name(), " against ", set->name(),
+                                               ": no birth date."), kMaxSummaryBytes));
+          alert.set_detail(absl::StrCat("This rule depends on the patient's age and the record has no birth date: ",
+                                        ci.summary()));
+          alert.set_recommendation(std::string("Check the patient's age against this rule, or send the birth date."));
+          alert.mutable_evidence()->MergeFrom(matched);
+          auto* e = alert.add_evidence();
+          e->set_type(v1::EVIDENCE_TYPE_PATIENT);
+          e->set_description(std::string("No birth date on record"));
+          AddMedEvidence(alert, *m);
+          AddSources(alert, ci.sources());
+          incomplete_ = true;
+        } else if (!matched.empty()) {
           auto& alert = NewAlert(v1::ALERT_KIND_CONTRAINDICATION, ci.severity(), {ci.id()});
           alert.mutable_evidence()->Reserve(static_cast<int>(matched.size()) + 1);
           alert.mutable_sources()->Reserve(ci.sources_size());
@@ -623,6 +745,21 @@ class Screener {
                                         ci.summary(), "' was not evaluated."));
           alert.set_recommendation(std::string("Check the lab result against the rule manually, or resend it in a UCUM unit."));
           alert.mutable_evidence()->MergeFrom(unreadable);
+          AddMedEvidence(alert, *m);
+          AddSources(alert, ci.sources());
+          incomplete_ = true;
+        } else if (!stale.empty()) {
+          const v1::Severity severity = std::min(ci.severity(), v1::SEVERITY_MAJOR);
+          auto& alert = NewAlert(v1::ALERT_KIND_INCOMPLETE_DATA, severity, {"lab-stale|", ci.id()});
+          alert.add_drug_ids(drug.id());
+          alert.set_rule_id(ci.id());
+          alert.set_rule_origin("curated");
+          alert.set_summary(Clamp(absl::StrCat("Could not check ", drug.name(), " against ", set->name(),
+                                               ": the latest result is too old."), kMaxSummaryBytes));
+          alert.set_detail(absl::StrCat("The latest lab result this rule depends on is older than the rule allows, so "
+                                        "it did not decide: ", ci.summary()));
+          alert.set_recommendation(std::string("Check a current result before ordering."));
+          alert.mutable_evidence()->MergeFrom(stale);
           AddMedEvidence(alert, *m);
           AddSources(alert, ci.sources());
           incomplete_ = true;
@@ -736,14 +873,44 @@ class Screener {
           if (!allergy_in_group) {
             continue;
           }
-          auto& alert = NewAlert(v1::ALERT_KIND_ALLERGY, group.proto.severity(),
+          // The severity follows what the record says of the reaction: a
+          // severe or high-criticality reaction is at least major; a
+          // low-criticality mild one at most moderate. Where the group
+          // needs a true allergy (reaction terms) and the record does not
+          // say, the alert says the cross-reactivity is uncertain.
+          const bool severe = allergy.criticality() == v1::ALLERGY_CRITICALITY_HIGH || IsSevereReaction(allergy.reaction());
+          bool uncertain = false;
+          if (!group.proto.reaction_terms().empty() && !severe) {
+            bool named = false;
+            for (const auto& term : group.proto.reaction_terms()) {
+              named = named || ContainsIgnoreCase(allergy.reaction(), term);
+            }
+            if (!named && !allergy.reaction().empty()) {
+              continue;  // An intolerance the group does not cross.
+            }
+            uncertain = !named;
+          }
+          v1::Severity severity = group.proto.severity();
+          absl::string_view why;
+          if (uncertain) {
+            severity = v1::SEVERITY_MINOR;
+            why = " The record does not say what the reaction was; cross-reactivity is expected only after a true "
+                  "allergic reaction, so it is uncertain here.";
+          } else if (severe) {
+            severity = std::max(severity, v1::SEVERITY_MAJOR);
+            why = " The recorded reaction was severe or of high criticality.";
+          } else if (allergy.criticality() == v1::ALLERGY_CRITICALITY_LOW) {
+            severity = std::min(severity, v1::SEVERITY_MODERATE);
+            why = " The recorded reaction was of low criticality.";
+          }
+          auto& alert = NewAlert(v1::ALERT_KIND_ALLERGY, severity,
                                  {"cross|", group.proto.id(), "|", drug.id(), "|",
                                   NormalizeName(allergy.substance())});
           alert.add_drug_ids(drug.id());
           alert.set_rule_id(group.proto.id());
           alert.set_rule_origin("curated");
           alert.set_summary(Clamp(group.proto.summary(), kMaxSummaryBytes));
-          alert.set_detail(absl::StrCat(group.proto.detail(), " The patient is allergic to ", target_name, "."));
+          alert.set_detail(absl::StrCat(group.proto.detail(), " The patient is allergic to ", target_name, ".", why));
           alert.set_recommendation(group.proto.recommendation());
           evidence(alert);
           AddMedEvidence(alert, *m);
@@ -1017,34 +1184,49 @@ class Screener {
     for (const auto& rule : kb_.additive_rules()) {
       list.clear();
       bool any_proposed = false;
+      int total = 0;
       for (const auto& m : meds_) {
         if (!m.drug.has_value() || m.local_route) {
           continue;
         }
-        const auto& effects = kb_.drug(*m.drug).additive_effects;
-        if (!std::binary_search(effects.begin(), effects.end(), rule.effect())) {
+        const int score = kb_.drug(*m.drug).EffectScore(rule.effect());
+        if (score == 0) {
           continue;
         }
         any_proposed = any_proposed || m.proposed;
         if (m.canonical) {
           list.push_back(&m);
+          total += score;
         }
       }
-      if (static_cast<int>(list.size()) < rule.min_drugs() || !any_proposed) {
+      if (static_cast<int>(list.size()) < rule.min_drugs() || !any_proposed ||
+          (rule.min_score() > 0 && total < rule.min_score())) {
         continue;
       }
       auto& alert = NewAlert(v1::ALERT_KIND_DRUG_INTERACTION, rule.severity(),
                              {"additive|", rule.id(), "|", SortedIdList(list)});
       std::string names;
       for (const Med* m : list) {
-        const auto& drug = kb_.drug(*m->drug).proto;
-        alert.add_drug_ids(drug.id());
-        absl::StrAppend(&names, names.empty() ? "" : ", ", drug.name());
+        const auto& entry = kb_.drug(*m->drug);
+        alert.add_drug_ids(entry.proto.id());
+        absl::StrAppend(&names, names.empty() ? "" : ", ", entry.proto.name());
+        if (rule.min_score() > 0) {
+          absl::StrAppend(&names, " (", entry.EffectScore(rule.effect()), ")");
+        }
       }
       alert.set_rule_id(rule.id());
       alert.set_rule_origin("curated");
-      alert.set_summary(Clamp(rule.summary(), kMaxSummaryBytes));
-      alert.set_detail(absl::StrCat(list.size(), " drugs that add up: ", names, ". ", rule.detail()));
+      // The summary names the drugs that add up where there is room (the
+      // detail always does).
+      if (names.size() + rule.summary().size() + 2 <= kMaxSummaryBytes) {
+        alert.set_summary(absl::StrCat(names, ": ", rule.summary()));
+      } else {
+        alert.set_summary(Clamp(rule.summary(), kMaxSummaryBytes));
+      }
+      alert.set_detail(rule.min_score() > 0
+                           ? absl::StrCat(list.size(), " drugs that add up to a score of ", total, ": ", names, ". ",
+                                          rule.detail())
+                           : absl::StrCat(list.size(), " drugs that add up: ", names, ". ", rule.detail()));
       alert.set_recommendation(rule.recommendation());
       for (const Med* m : list) {
         AddMedEvidence(alert, *m);
@@ -1133,8 +1315,24 @@ class Screener {
     summary.set_complete(!incomplete_);
   }
 
+  // The patient's age in completed years on `as_of`; nullopt without a
+  // birth date.
+  static std::optional<int> AgeOn(absl::string_view birth_date, absl::CivilDay as_of) {
+    const auto birth = ParseIsoDate(birth_date);
+    if (!birth.has_value()) {
+      return std::nullopt;
+    }
+    int years = static_cast<int>(as_of.year() - birth->year());
+    if (as_of.month() < birth->month() || (as_of.month() == birth->month() && as_of.day() < birth->day())) {
+      --years;
+    }
+    return std::max(years, 0);
+  }
+
   const KnowledgeBase& kb_;
   const v1::Patient& patient_;
+  const absl::CivilDay as_of_;
+  const std::optional<int> age_years_;
   const bool review_mode_;
   const IdHash patient_hash_ = PatientIdHash(patient_.id());
   std::array<std::optional<IdHash>, 16> kind_hashes_;
@@ -1152,16 +1350,42 @@ std::string MakeAlertId(absl::string_view patient_id, absl::string_view finding_
   return PatientIdHash(patient_id).Update(finding_key).Id();
 }
 
+ScreenOptions ScreenOptions::Today() {
+  ScreenOptions options;
+  options.as_of = absl::ToCivilDay(absl::Now(), absl::UTCTimeZone());
+  return options;
+}
+
+std::optional<absl::CivilDay> ParseIsoDate(absl::string_view s) {
+  if (s.size() < 10 || s[4] != '-' || s[7] != '-' || (s.size() > 10 && s[10] != 'T' && s[10] != ' ')) {
+    return std::nullopt;
+  }
+  for (size_t i : {0u, 1u, 2u, 3u, 5u, 6u, 8u, 9u}) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(s[i]))) {
+      return std::nullopt;
+    }
+  }
+  const int year = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+  const int month = (s[5] - '0') * 10 + (s[6] - '0');
+  const int day = (s[8] - '0') * 10 + (s[9] - '0');
+  const absl::CivilDay civil(year, month, day);
+  if (civil.year() != year || civil.month() != month || civil.day() != day) {
+    return std::nullopt;
+  }
+  return civil;
+}
+
 void ScreenInto(const KnowledgeBase& kb, const v1::Patient& patient,
                 const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed,
-                v1::CheckMedicationsResult* result) {
-  Screener(kb, patient, proposed, result).Run();
+                v1::CheckMedicationsResult* result, const ScreenOptions& options) {
+  Screener(kb, patient, proposed, result, options).Run();
 }
 
 ScreeningResult Screen(const KnowledgeBase& kb, const v1::Patient& patient,
-                       const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed) {
+                       const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed,
+                       const ScreenOptions& options) {
   v1::CheckMedicationsResult screened;
-  ScreenInto(kb, patient, proposed, &screened);
+  ScreenInto(kb, patient, proposed, &screened, options);
   ScreeningResult result;
   result.alerts.reserve(static_cast<size_t>(screened.alerts_size()));
   for (auto& alert : *screened.mutable_alerts()) {

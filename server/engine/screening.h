@@ -2,8 +2,10 @@
 #ifndef VIGIL_SERVER_ENGINE_SCREENING_H_
 #define VIGIL_SERVER_ENGINE_SCREENING_H_
 
+#include <optional>
 #include <vector>
 
+#include "absl/time/civil_time.h"
 #include "google/protobuf/repeated_ptr_field.h"
 #include "server/kb/knowledge_base.h"
 #include "vigil/v1/alert.pb.h"
@@ -11,6 +13,21 @@
 #include "vigil/v1/patient.pb.h"
 
 namespace vigil {
+
+// What a check is made for besides the patient and the orders.
+struct ScreenOptions {
+  // The date of the check: the patient's age and the age of lab results are
+  // computed on it.
+  absl::CivilDay as_of;
+
+  // Today's date (UTC).
+  static ScreenOptions Today();
+};
+
+// The date of an ISO 8601 date or date-time ("2026-12-04",
+// "2026-12-04T10:00:00Z"): its first ten characters; nullopt when they are
+// not a real date.
+std::optional<absl::CivilDay> ParseIsoDate(absl::string_view text);
 
 // The outcome of one screening.
 struct ScreeningResult {
@@ -28,7 +45,8 @@ struct ScreeningResult {
 // The request must have passed ValidateCheckRequest; the engine itself never
 // fails on content, it reports what it could not screen as alerts.
 ScreeningResult Screen(const KnowledgeBase& kb, const v1::Patient& patient,
-                       const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed);
+                       const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed,
+                       const ScreenOptions& options = ScreenOptions::Today());
 
 // The same screening, written into `result` (its alerts and summary are
 // replaced). Everything the check builds is allocated where `result` lives:
@@ -37,7 +55,7 @@ ScreeningResult Screen(const KnowledgeBase& kb, const v1::Patient& patient,
 // small ones. The transport builds its response this way.
 void ScreenInto(const KnowledgeBase& kb, const v1::Patient& patient,
                 const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed,
-                v1::CheckMedicationsResult* result);
+                v1::CheckMedicationsResult* result, const ScreenOptions& options = ScreenOptions::Today());
 
 // The stable id of a finding for a patient: the same inputs always give the
 // same id, in any process.

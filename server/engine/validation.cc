@@ -9,6 +9,7 @@
 #include "absl/time/civil_time.h"
 #include "server/common/text.h"
 #include "server/engine/clinical_codes.h"
+#include "server/engine/screening.h"
 
 namespace vigil {
 namespace {
@@ -212,6 +213,11 @@ absl::Status ValidatePatient(const v1::Patient& patient, const FieldPath& prefix
     if (auto st = CheckString(lab.effective_time(), path.Field(".effective_time"), kMaxIdBytes); !st.ok()) {
       return st;
     }
+    // The latest result decides and its age is weighed: a time that cannot
+    // be read would decide wrongly.
+    if (!lab.effective_time().empty() && !ParseIsoDate(lab.effective_time()).has_value()) {
+      return Invalid(path.Field(".effective_time"), "must be an ISO 8601 date or date-time (YYYY-MM-DD...)");
+    }
   }
   if (!patient.birth_date().empty() && !IsDate(patient.birth_date())) {
     return Invalid(prefix.Field(".birth_date"), "must be a date as YYYY-MM-DD");
@@ -237,6 +243,10 @@ absl::Status ValidateMedicationOrder(const v1::MedicationOrder& order, const std
 
 absl::Status ValidateCheckRequest(const v1::CheckMedicationsRequest& request) {
   const FieldPath proposed("proposed_medications");
+  if (!request.as_of().empty() &&
+      (request.as_of().size() > 64 || !ParseIsoDate(request.as_of()).has_value())) {
+    return Invalid(FieldPath("as_of"), "must be an ISO 8601 date or date-time (YYYY-MM-DD...)");
+  }
   if (!request.patient_id().empty()) {
     if (request.has_patient()) {
       return Invalid(FieldPath("patient_id"), "give either patient or patient_id, not both");

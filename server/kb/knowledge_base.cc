@@ -35,6 +35,15 @@ std::optional<uint32_t> Lookup(const absl::flat_hash_map<std::string, uint32_t>&
 
 }  // namespace
 
+int DrugEntry::EffectScore(absl::string_view effect) const {
+  if (!std::binary_search(additive_effects.begin(), additive_effects.end(), effect)) {
+    return 0;
+  }
+  const auto it = std::lower_bound(effect_scores.begin(), effect_scores.end(), effect,
+                                   [](const std::pair<std::string, int>& e, absl::string_view x) { return e.first < x; });
+  return it != effect_scores.end() && it->first == effect ? it->second : 1;
+}
+
 std::optional<DrugIndex> KnowledgeBase::FindDrug(absl::string_view reference) const {
   return Lookup(drug_names_, drug_codes_, reference);
 }

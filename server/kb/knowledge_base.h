@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -38,7 +39,13 @@ struct DrugEntry {
   std::vector<ClassIndex> all_classes;
   // Effects that add up across drugs (own and inherited from classes).
   std::vector<std::string> additive_effects;
+  // Scores on additive effects' scales, sorted by effect (an effect in
+  // `additive_effects` that is not here scores 1).
+  std::vector<std::pair<std::string, int>> effect_scores;
   Origin origin;
+
+  // The drug's score for `effect`: 0 when it does not have the effect.
+  int EffectScore(absl::string_view effect) const;
 };
 
 struct ClassEntry {

@@ -574,6 +574,21 @@ absl::StatusOr<std::shared_ptr<KnowledgeBase>> KnowledgeBaseBuilder::Build() {
       entry.all_classes.erase(std::unique(entry.all_classes.begin(), entry.all_classes.end()),
                               entry.all_classes.end());
       entry.additive_effects.assign(drug.additive_effects().begin(), drug.additive_effects().end());
+      for (const auto& score : drug.effect_scores()) {
+        if (score.effect().empty() || score.score() < 1) {
+          Error(f.path, line, absl::StrCat(what, ": an effect score needs an effect and a score of at least 1"));
+          continue;
+        }
+        CheckSources(f, score.sources(), line, absl::StrCat(what, " effect score '", score.effect(), "'"), true);
+        entry.additive_effects.push_back(score.effect());
+        entry.effect_scores.emplace_back(score.effect(), score.score());
+      }
+      std::sort(entry.effect_scores.begin(), entry.effect_scores.end());
+      for (size_t k = 1; k < entry.effect_scores.size(); ++k) {
+        if (entry.effect_scores[k].first == entry.effect_scores[k - 1].first) {
+          Error(f.path, line, absl::StrCat(what, ": effect '", entry.effect_scores[k].first, "' is scored twice"));
+        }
+      }
       for (ClassIndex ci : entry.all_classes) {
         const auto& effects = kb->classes_[ci].proto.additive_effects();
         entry.additive_effects.insert(entry.additive_effects.end(), effects.begin(), effects.end());
@@ -801,6 +816,9 @@ absl::StatusOr<std::shared_ptr<KnowledgeBase>> KnowledgeBaseBuilder::Build() {
       CheckSources(f, rule.sources(), line, what, true);
       if (rule.min_drugs() < 2) {
         Error(f.path, line, absl::StrCat(what, " min_drugs must be at least 2"));
+      }
+      if (rule.min_score() < 0) {
+        Error(f.path, line, absl::StrCat(what, " min_score must not be negative"));
       }
       if (rule.effect().empty()) {
         Error(f.path, line, absl::StrCat(what, " names no effect"));

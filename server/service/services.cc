@@ -19,6 +19,15 @@
 namespace vigil {
 namespace {
 
+// The screening options of a validated request: its as-of date, or today.
+ScreenOptions OptionsOf(const v1::CheckMedicationsRequest& request) {
+  ScreenOptions options = ScreenOptions::Today();
+  if (const auto as_of = ParseIsoDate(request.as_of()); as_of.has_value()) {
+    options.as_of = *as_of;
+  }
+  return options;
+}
+
 // Streams a list of responses, one write in flight at a time, then
 // finishes. Start() may be called from any thread, once. The last message
 // goes together with the status, in one operation. (A buffer hint on the
@@ -361,7 +370,7 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
         return;
       }
       const auto kb = deps_.kb->Get();
-      ScreenInto(*kb, *patient, request->proposed_medications(), result);
+      ScreenInto(*kb, *patient, request->proposed_medications(), result, OptionsOf(*request));
       finish(std::move(audit), absl::OkStatus());
     });
     return;
@@ -370,7 +379,7 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
   // a few milliseconds), so it runs here, on the callback thread, without
   // blocking on I/O and without a thread hop.
   const auto kb = deps_.kb->Get();
-  ScreenInto(*kb, request->patient(), request->proposed_medications(), result);
+  ScreenInto(*kb, request->patient(), request->proposed_medications(), result, OptionsOf(*request));
   finish(std::move(audit), absl::OkStatus());
 }
 
