@@ -44,6 +44,19 @@ class Scenario {
     lab->set_unit(unit);
     return *this;
   }
+  Scenario& DatedEgfr(double value, const std::string& when) {
+    Egfr(value);
+    s_.request.mutable_patient()->mutable_labs(s_.request.patient().labs_size() - 1)->set_effective_time(when);
+    return *this;
+  }
+  Scenario& BirthDate(const std::string& date) {
+    s_.request.mutable_patient()->set_birth_date(date);
+    return *this;
+  }
+  Scenario& AsOf(const std::string& date) {
+    s_.request.set_as_of(date);
+    return *this;
+  }
   Scenario& Allergy(const std::string& substance, const std::string& reaction) {
     auto* a = s_.request.mutable_patient()->add_allergies();
     a->set_substance(substance);
@@ -126,6 +139,26 @@ std::vector<DemoScenario> DemoScenarios() {
   out.push_back(Scenario("A misspelt drug is never passed silently", "demo-unknown")
                     .Propose("silperizone")
                     .Expect("kind:ALERT_KIND_UNSCREENED_DRUG")
+                    .Build());
+  out.push_back(Scenario("Norco (hydrocodone with paracetamol) for a patient already taking paracetamol",
+                         "demo-product")
+                    .Current("acetaminophen")
+                    .Propose("Norco")
+                    .Expect("kind:ALERT_KIND_DUPLICATE_THERAPY")
+                    .Build());
+  out.push_back(Scenario("Order text as an EHR sends it: lisinopril/hydrochlorothiazide [Zestoretic] beside lithium",
+                         "demo-order-text")
+                    .Current("lithium")
+                    .Propose("lisinopril 10 MG / hydrochlorothiazide 12.5 MG Oral Tablet [Zestoretic]")
+                    .Expect("kind:ALERT_KIND_DRUG_INTERACTION")
+                    .Build());
+  out.push_back(Scenario("Metformin: eGFR 25 in 2024, 72 last week: the latest result decides", "demo-latest-lab")
+                    .AsOf("2026-12-04")
+                    .BirthDate("1958-04-02")
+                    .DatedEgfr(25, "2024-05-01")
+                    .DatedEgfr(72, "2026-11-27")
+                    .Propose("metformin")
+                    .ExpectAbsent("metformin-ci-severe-renal-impairment")
                     .Build());
   out.push_back(Scenario("An eGFR in a unit Vigil cannot compare is reported, not ignored", "demo-unit")
                     .Egfr(0.4, "mL/s")
