@@ -152,6 +152,20 @@ std::vector<DemoScenario> DemoScenarios() {
                     .Propose("lisinopril 10 MG / hydrochlorothiazide 12.5 MG Oral Tablet [Zestoretic]")
                     .Expect("kind:ALERT_KIND_DRUG_INTERACTION")
                     .Build());
+  out.push_back(Scenario("Codeine for a 10-year-old (FDA 2017: contraindicated under 12)", "demo-age")
+                    .AsOf("2026-12-04")
+                    .BirthDate("2016-03-01")
+                    .Propose("codeine")
+                    .Expect("codeine-ci-under-12")
+                    .Build());
+  out.push_back(Scenario("Oxybutynin for a patient taking amitriptyline: anticholinergic burden (ACB scale 3 + 3)",
+                         "demo-burden")
+                    .AsOf("2026-12-04")
+                    .BirthDate("1950-05-10")
+                    .Current("amitriptyline")
+                    .Propose("oxybutynin")
+                    .Expect("additive-anticholinergic-burden")
+                    .Build());
   out.push_back(Scenario("Metformin: eGFR 25 in 2024, 72 last week: the latest result decides", "demo-latest-lab")
                     .AsOf("2026-12-04")
                     .BirthDate("1958-04-02")

@@ -327,6 +327,12 @@ TEST_F(ScreeningTest, LocalRouteIsNotSystemicTherapyOfItsClass) {
     EXPECT_EQ(ScreenedIds(result), (std::vector<std::string>{"drug-a", "drug-b"})) << topical;
     EXPECT_TRUE(OfKind(result, v1::ALERT_KIND_DUPLICATE_THERAPY).empty()) << topical << ": " << testing::Describe(result);
   }
+  // A contraindication still fires for a local route, and says the route
+  // may not carry it.
+  const auto gel = RequestBuilder().BirthDate("2020-01-01").AsOf("2026-06-01").Propose("Drug B 1% Topical Gel").Screen(*kb_);
+  const auto child = WithRule(gel, "drug-b-child");
+  ASSERT_EQ(child.size(), 1u) << testing::Describe(gel);
+  EXPECT_NE(child[0].detail().find("skin, eye or ear"), std::string::npos) << child[0].detail();
 }
 
 TEST_F(ScreeningTest, AgeRuleUsesTheBirthDateOnTheAsOfDate) {
@@ -467,6 +473,39 @@ TEST_F(ScreeningTest, BurdenScoreAddsUpTheDrugsScores) {
   EXPECT_TRUE(WithRule(RequestBuilder().Current("drug-h").Propose("drug-i").Screen(kb), "burden-drying").empty());
   // One drug alone never adds up, whatever its score.
   EXPECT_TRUE(WithRule(RequestBuilder().Propose("drug-g").Screen(kb), "burden-drying").empty());
+}
+
+TEST_F(ScreeningTest, EgfrEstimatedFromCreatinineWhereTheRuleAllows) {
+  auto patient = [](v1::Sex sex, const std::string& born, double scr, const std::string& unit) {
+    RequestBuilder builder;
+    builder.AsOf("2026-12-04").BirthDate(born).Lab("2160-0", scr, unit).Propose("drug-a");
+    auto request = builder.request();
+    request.mutable_patient()->set_sex(sex);
+    if (unit != "mg/dL") {
+      request.mutable_patient()->mutable_labs(0)->mutable_code()->set_code("14682-9");
+    }
+    ScreenOptions options;
+    options.as_of = *ParseIsoDate("2026-12-04");
+    return Screen(*testing::LoadFromTexts({{"s.textproto", testing::kSyntheticKb}}).value(), request.patient(),
+                  request.proposed_medications(), options);
+  };
+  // A woman of 70 with creatinine 2.0 mg/dL: CKD-EPI 2021 gives 26, under 30.
+  const auto low = patient(v1::SEX_FEMALE, "1956-01-01", 2.0, "mg/dL");
+  const auto alerts = WithRule(low, "drug-a-renal");
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(low);
+  EXPECT_EQ(alerts[0].kind(), v1::ALERT_KIND_CONTRAINDICATION);
+  EXPECT_NE(alerts[0].evidence(0).description().find("estimated eGFR of 26"), std::string::npos)
+      << alerts[0].evidence(0).description();
+  EXPECT_NE(alerts[0].evidence(0).description().find("CKD-EPI 2021"), std::string::npos);
+  // The same creatinine in umol/L (177).
+  EXPECT_EQ(WithRule(patient(v1::SEX_FEMALE, "1956-01-01", 177, "umol/L"), "drug-a-renal")[0].kind(),
+            v1::ALERT_KIND_CONTRAINDICATION);
+  // A man of 40 with 1.0 mg/dL: about 98, no alert.
+  EXPECT_TRUE(WithRule(patient(v1::SEX_MALE, "1986-01-01", 1.0, "mg/dL"), "drug-a-renal").empty());
+  // Without sex the estimate cannot be made: reported, not passed.
+  const auto unknown = patient(v1::SEX_UNKNOWN, "1956-01-01", 2.0, "mg/dL");
+  ASSERT_EQ(WithRule(unknown, "drug-a-renal").size(), 1u) << testing::Describe(unknown);
+  EXPECT_EQ(WithRule(unknown, "drug-a-renal")[0].kind(), v1::ALERT_KIND_INCOMPLETE_DATA);
 }
 
 TEST_F(ScreeningTest, ResolvesByIdNameSynonymBrandAndCode) {

@@ -18,7 +18,7 @@ condition_sets {
   codes { system: "http://hl7.org/fhir/sid/icd-10-cm" code: "N18.4" display: "CKD 4" }
   codes { system: "http://snomed.info/sct" code: "431857002" display: "CKD stage 4" }
   labs { name: "eGFR" loinc_codes: "62238-1" comparator: COMPARATOR_LESS_THAN value: 30 unit: "mL/min/{1.73_m2}"
-         max_age_days: 365 }
+         max_age_days: 365 estimate_from_creatinine: true }
 }
 condition_sets { id: "set-child" name: "Children under 12" age { below_years: 12 } }
 condition_sets { id: "set-young-viral" name: "Under 19 with a viral illness" age { below_years: 19 }

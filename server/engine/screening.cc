@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -501,6 +502,83 @@ class Screener {
     }
   }
 
+  // For an eGFR threshold without an eGFR result: the eGFR of the latest
+  // serum creatinine by the CKD-EPI 2021 creatinine equation (Inker et al.,
+  // N Engl J Med 2021), from age and sex. Adds to `matched` when the estimate
+  // meets the threshold, to `unreadable` when it cannot be computed, to
+  // `stale` when the creatinine is too old.
+  void EstimateFromCreatinine(const kb::v1::LabThreshold& threshold,
+                              google::protobuf::RepeatedPtrField<v1::Evidence>* matched,
+                              google::protobuf::RepeatedPtrField<v1::Evidence>* unreadable,
+                              google::protobuf::RepeatedPtrField<v1::Evidence>* stale) const {
+    const v1::LabResult* latest = nullptr;
+    for (const auto& lab : patient_.labs()) {
+      const auto& code = lab.code().code();
+      if (code != "2160-0" && code != "14682-9") {
+        continue;
+      }
+      if (latest == nullptr || (!latest->effective_time().empty() && lab.effective_time() > latest->effective_time()) ||
+          lab.effective_time().empty()) {
+        latest = &lab;
+      }
+    }
+    if (latest == nullptr) {
+      return;
+    }
+    auto describe = [&](v1::Evidence& e) -> std::string* {
+      e.set_type(v1::EVIDENCE_TYPE_LAB);
+      e.set_system(LoincSystem());
+      e.set_code(latest->code().code());
+      std::string* description = e.mutable_description();
+      description->clear();
+      absl::StrAppend(description, "Creatinine ", FormatNumber(latest->value()), " ");
+      AppendClamped(latest->unit(), 40, description);
+      if (!latest->effective_time().empty()) {
+        absl::StrAppend(description, " of ", latest->effective_time().substr(0, 10));
+      }
+      return description;
+    };
+    if (!latest->effective_time().empty() && threshold.max_age_days() > 0) {
+      const auto when = ParseIsoDate(latest->effective_time());
+      if (when.has_value() && as_of_ - *when > threshold.max_age_days()) {
+        absl::StrAppend(describe(*stale->Add()), " is older than ", threshold.max_age_days(), " days");
+        return;
+      }
+    }
+    // Serum creatinine in mg/dL.
+    std::string unit;
+    NormalizeNameTo(latest->unit(), &unit);
+    double scr = latest->value();
+    if (unit == "umol/l" || unit == "µmol/l" || unit == "umol/liter") {
+      scr /= 88.42;
+    } else if (unit != "mg/dl") {
+      absl::StrAppend(describe(*unreadable->Add()), ": the unit cannot be converted to mg/dL to estimate ",
+                      threshold.name());
+      return;
+    }
+    const bool female = patient_.sex() == v1::SEX_FEMALE;
+    const bool male = patient_.sex() == v1::SEX_MALE;
+    if (!age_years_.has_value() || (!female && !male) || !(scr > 0)) {
+      absl::StrAppend(describe(*unreadable->Add()), ": ", threshold.name(),
+                      " cannot be estimated without the patient's age and sex (CKD-EPI 2021)");
+      return;
+    }
+    const double kappa = female ? 0.7 : 0.9;
+    const double alpha = female ? -0.241 : -0.302;
+    const double ratio = scr / kappa;
+    double egfr = 142.0 * std::pow(std::min(ratio, 1.0), alpha) * std::pow(std::max(ratio, 1.0), -1.200) *
+                  std::pow(0.9938, *age_years_);
+    if (female) {
+      egfr *= 1.012;
+    }
+    egfr = std::round(egfr);
+    if (Compare(threshold.comparator(), egfr, threshold.value())) {
+      absl::StrAppend(describe(*matched->Add()), " gives an estimated ", threshold.name(), " of ", FormatNumber(egfr),
+                      " ", threshold.unit(), " (CKD-EPI 2021, age ", *age_years_, ", ", female ? "female" : "male",
+                      "), ", ComparatorText(threshold.comparator()), " ", FormatNumber(threshold.value()));
+    }
+  }
+
   // How the patient's age fits a condition set's age range.
   enum class AgeFit { kNoRange, kInRange, kOutOfRange, kUnknown };
 
@@ -582,6 +660,10 @@ class Screener {
         if (lab.effective_time().empty() || lab.effective_time() == *latest) {
           deciding.push_back(i);
         }
+      }
+      if (deciding.empty() && threshold.estimate_from_creatinine()) {
+        EstimateFromCreatinine(threshold, &matched, unreadable, stale);
+        continue;
       }
       if (!undated && latest != nullptr && threshold.max_age_days() > 0) {
         const auto when = ParseIsoDate(*latest);
@@ -725,7 +807,15 @@ class Screener {
           alert.set_summary(Clamp(ci.summary(), kMaxSummaryBytes));
           // (Not a ternary: one of a const std::string and a temporary is a
           // const temporary, which the setter copies instead of moving.)
-          alert.set_detail(ci.detail());
+          if (m->local_route) {
+            // Most labels' contraindications are for systemic use; some (a
+            // beta-blocker eye drop in asthma) hold for drops too.
+            alert.set_detail(absl::StrCat(ci.detail(), ci.detail().empty() ? "" : " ", drug.name(),
+                                          " is ordered for the skin, eye or ear: systemic exposure is lower; check "
+                                          "whether the product's own label carries this warning for that route."));
+          } else {
+            alert.set_detail(ci.detail());
+          }
           // How the source was read is for reviewers and on demand, not part
           // of the text the prescriber reads.
           alert.set_interpretation(ci.interpretation());
@@ -740,10 +830,11 @@ class Screener {
           alert.set_rule_id(ci.id());
           alert.set_rule_origin("curated");
           alert.set_summary(Clamp(absl::StrCat("Could not check ", drug.name(), " against ", set->name(),
-                                               ": lab unit not recognised."), kMaxSummaryBytes));
-          alert.set_detail(absl::StrCat("A lab result this rule depends on is in a unit Vigil cannot convert, so the rule '",
-                                        ci.summary(), "' was not evaluated."));
-          alert.set_recommendation(std::string("Check the lab result against the rule manually, or resend it in a UCUM unit."));
+                                               ": a lab result could not be read."), kMaxSummaryBytes));
+          alert.set_detail(absl::StrCat("A lab result this rule depends on could not be interpreted (its unit, or what an "
+                                        "estimate needs, is missing), so the rule '", ci.summary(), "' was not evaluated."));
+          alert.set_recommendation(std::string(
+              "Check the lab result against the rule manually, or resend it in a UCUM unit with the patient's age and sex."));
           alert.mutable_evidence()->MergeFrom(unreadable);
           AddMedEvidence(alert, *m);
           AddSources(alert, ci.sources());

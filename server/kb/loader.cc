@@ -478,6 +478,10 @@ absl::StatusOr<std::shared_ptr<KnowledgeBase>> KnowledgeBaseBuilder::Build() {
         if (lab.comparator() == kb::v1::COMPARATOR_UNSPECIFIED) {
           Error(f.path, lab_line, absl::StrCat(what, ": lab threshold has no comparator"));
         }
+        if (lab.estimate_from_creatinine() && CanonicalizeUnit(lab.unit()).has_value() &&
+            CanonicalizeUnit(lab.unit())->unit != "mL/min/{1.73_m2}") {
+          Error(f.path, lab_line, absl::StrCat(what, ": estimate_from_creatinine needs an eGFR threshold in mL/min/{1.73_m2}"));
+        }
         if (lab.max_age_days() < 0) {
           Error(f.path, lab_line, absl::StrCat(what, ": lab threshold max_age_days must not be negative"));
         }
