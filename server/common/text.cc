@@ -36,6 +36,69 @@ void NormalizeNameTo(absl::string_view name, std::string* out_ptr) {
   }
 }
 
+namespace {
+
+// Decodes the UTF-8 code point at `text[*i]` (valid UTF-8) and advances `*i`.
+uint32_t NextCodePoint(absl::string_view text, size_t* i) {
+  const auto c = static_cast<unsigned char>(text[*i]);
+  size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+  uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1Fu) : len == 3 ? (c & 0x0Fu) : (c & 0x07u);
+  for (size_t k = 1; k < len && *i + k < text.size(); ++k) {
+    cp = (cp << 6) | (static_cast<unsigned char>(text[*i + k]) & 0x3Fu);
+  }
+  *i += len;
+  return cp;
+}
+
+bool IsUnicodeSpace(uint32_t cp) {
+  return cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+         cp == 0x3000;
+}
+
+bool IsControl(uint32_t cp) { return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F); }
+
+// Invisible format characters, bidirectional controls among them.
+bool IsFormat(uint32_t cp) {
+  return cp == 0xAD || cp == 0x061C || cp == 0x180E || (cp >= 0x200B && cp <= 0x200F) ||
+         (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2060 && cp <= 0x206F) || cp == 0xFEFF ||
+         (cp >= 0xFFF9 && cp <= 0xFFFB) || (cp >= 0xE0000 && cp <= 0xE007F);
+}
+
+bool IsCombiningMark(uint32_t cp) {
+  return (cp >= 0x0300 && cp <= 0x036F) || (cp >= 0x1AB0 && cp <= 0x1AFF) || (cp >= 0x1DC0 && cp <= 0x1DFF) ||
+         (cp >= 0x20D0 && cp <= 0x20FF) || (cp >= 0xFE20 && cp <= 0xFE2F) || cp == 0x3099 || cp == 0x309A;
+}
+
+}  // namespace
+
+absl::string_view IdentifierProblem(absl::string_view id) {
+  size_t i = 0;
+  bool first = true;
+  uint32_t last = 0;
+  while (i < id.size()) {
+    const uint32_t cp = NextCodePoint(id, &i);
+    if (IsControl(cp)) {
+      return "contains a control character";
+    }
+    if (IsFormat(cp)) {
+      return "contains an invisible format or bidirectional character";
+    }
+    if (IsCombiningMark(cp)) {
+      return "contains a combining mark: send it in Unicode NFC form (precomposed characters)";
+    }
+    if (first && IsUnicodeSpace(cp)) {
+      return "starts with whitespace";
+    }
+    first = false;
+    last = cp;
+  }
+  if (!id.empty() && IsUnicodeSpace(last)) {
+    return "ends with whitespace";
+  }
+  return {};
+}
+
 bool IsValidUtf8(absl::string_view text) {
   size_t i = 0;
   const size_t n = text.size();

@@ -20,6 +20,15 @@ void NormalizeNameTo(absl::string_view name, std::string* out);
 // True when `text` is valid UTF-8.
 bool IsValidUtf8(absl::string_view text);
 
+// What is wrong with `id` as an identifier that people compare by eye (a
+// patient id), or an empty view when nothing is: surrounding whitespace,
+// control characters, invisible format and bidirectional characters, and
+// combining marks (an id must be in Unicode NFC form, where an accented
+// letter is one precomposed character: "é" written as "e" and a combining
+// accent is refused, so two ids that look the same are never two patients).
+// `id` must be valid UTF-8.
+absl::string_view IdentifierProblem(absl::string_view id);
+
 // 64-bit FNV-1a hash: stable across processes and platforms (unlike
 // absl::Hash), used for alert ids.
 uint64_t StableHash64(absl::string_view data, uint64_t seed = 0xcbf29ce484222325ULL);

@@ -136,10 +136,8 @@ absl::Status ValidatePatient(const v1::Patient& patient, const FieldPath& prefix
   if (auto st = CheckString(patient.id(), prefix.Field(".id"), kMaxIdBytes); !st.ok()) {
     return st;
   }
-  for (char c : patient.id()) {
-    if (static_cast<unsigned char>(c) < 0x20) {
-      return Invalid(prefix.Field(".id"), "contains a control character");
-    }
+  if (const absl::string_view problem = IdentifierProblem(patient.id()); !problem.empty()) {
+    return Invalid(prefix.Field(".id"), problem);
   }
   for (const auto& [count, limit, field] :
        {std::tuple<int, int, const char*>{patient.medications_size(), kMaxMedications, ".medications"},
@@ -253,6 +251,9 @@ absl::Status ValidateCheckRequest(const v1::CheckMedicationsRequest& request) {
     }
     if (auto st = CheckRequired(request.patient_id(), FieldPath("patient_id"), kMaxIdBytes); !st.ok()) {
       return st;
+    }
+    if (const absl::string_view problem = IdentifierProblem(request.patient_id()); !problem.empty()) {
+      return Invalid(FieldPath("patient_id"), problem);
     }
     if (request.proposed_medications_size() > kMaxMedications) {
       return Invalid(proposed,

@@ -47,10 +47,8 @@ absl::Status ValidatePatientId(const std::string& patient_id, const std::string&
   if (patient_id.size() > kMaxIdBytes || !IsValidUtf8(patient_id)) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": must be valid UTF-8 of at most ", kMaxIdBytes, " bytes"));
   }
-  for (char c : patient_id) {
-    if (static_cast<unsigned char>(c) < 0x20) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ": contains a control character"));
-    }
+  if (const absl::string_view problem = IdentifierProblem(patient_id); !problem.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
   }
   return absl::OkStatus();
 }

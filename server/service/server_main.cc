@@ -1,4 +1,6 @@
 // vigil-server: the Vigil clinical decision-support gRPC server.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <csignal>
@@ -88,6 +90,10 @@ int main(int argc, char** argv) {
   // ThreadSanitizer build (scripts/sanitize.sh) instead.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
+  // Everything the server creates (database, WAL, journal, audit trail) is
+  // readable by its own user only.
+  umask(077);
+
   // Block the shutdown signals before any thread starts, so that only the
   // main thread receives them (through sigwait below).
   sigset_t signals;
@@ -146,6 +152,12 @@ int main(int argc, char** argv) {
     }
     auth = *std::move(loaded);
     vigil::LogInfo("authentication", {{"callers", absl::StrCat(auth.caller_count())}});
+    if (const auto permissions = vigil::CheckTokensFilePermissions(absl::GetFlag(FLAGS_tokens_file));
+        permissions.ok() && permissions->world_readable) {
+      vigil::LogWarning("tokens_file_world_readable",
+                        {{"path", absl::GetFlag(FLAGS_tokens_file)},
+                         {"message", "every user of this machine can read the token digests; chmod 600 it"}});
+    }
   } else {
     if (!IsLoopback(listen)) {
       vigil::LogError("development_mode_non_loopback",
@@ -201,6 +213,12 @@ int main(int argc, char** argv) {
       return 1;
     }
     credentials = grpc::InsecureServerCredentials();
+    if (!IsLoopback(listen) && !auth.development_mode()) {
+      vigil::LogWarning("TOKENS_OVER_PLAINTEXT",
+                        {{"address", listen},
+                         {"message", "bearer tokens will cross the network unencrypted: anyone on the path can read "
+                                     "and replay them; serve TLS (--tls_cert/--tls_key)"}});
+    }
   }
 
   vigil::AuditLog audit(store->get());
@@ -327,7 +345,18 @@ int main(int argc, char** argv) {
     if (signal_number != SIGHUP) {
       break;
     }
-    // SIGHUP: reload the knowledge base beside the serving one.
+    // SIGHUP: reload the tokens file (a removed line revokes its token at
+    // once) and the knowledge base beside the serving one.
+    if (!absl::GetFlag(FLAGS_tokens_file).empty()) {
+      auto tokens = vigil::Authenticator::FromFile(absl::GetFlag(FLAGS_tokens_file));
+      absl::Status replaced = tokens.ok() ? auth.ReplaceCallers(*std::move(tokens)) : tokens.status();
+      if (replaced.ok()) {
+        vigil::LogInfo("tokens_reloaded", {{"callers", absl::StrCat(auth.caller_count())}});
+      } else {
+        vigil::LogError("tokens_reload_refused", {{"reason", std::string(replaced.message())},
+                                                  {"message", "the previous tokens stay in force"}});
+      }
+    }
     auto reloaded = holder.Reload();
     if (reloaded.ok()) {
       vigil::LogInfo("knowledge_base_reloaded", {{"previous_version", reloaded->previous_version},
