@@ -136,6 +136,35 @@ TEST(PrescriberTextTest, InteractionAlertsNameThePatientsDrugsAndNoAuthoringNote
   EXPECT_GT(checked, 200);
 }
 
+// The texts of allergy groups, burden rules and classes (a duplicate-therapy
+// alert carries the class's description) are read by prescribers too.
+TEST(PrescriberTextTest, GroupRuleAndClassTextsCarryNoAuthoringNotes) {
+  const auto kb = BundledKb();
+  auto check = [](const std::string& text, const std::string& context) {
+    for (const char* note : {"Interpretation:", "SEVERITY_", ".textproto", "not in the catalogue"}) {
+      EXPECT_EQ(text.find(note), std::string::npos) << context << ": " << text;
+    }
+  };
+  int checked = 0;
+  for (const auto& group : kb->cross_sensitivities()) {
+    for (const std::string* text : {&group.proto.summary(), &group.proto.detail(), &group.proto.recommendation()}) {
+      check(*text, group.proto.id());
+      ++checked;
+    }
+  }
+  for (const auto& rule : kb->additive_rules()) {
+    for (const std::string* text : {&rule.summary(), &rule.detail(), &rule.recommendation()}) {
+      check(*text, rule.id());
+      ++checked;
+    }
+  }
+  for (const auto& cls : kb->classes()) {
+    check(cls.proto.description(), cls.proto.id());
+    ++checked;
+  }
+  EXPECT_GT(checked, 100);
+}
+
 TEST(PrescriberTextTest, ContraindicationAlertsCarryNoAuthoringNotes) {
   const auto kb = BundledKb();
   int checked = 0;
