@@ -1459,6 +1459,8 @@ std::optional<absl::CivilDay> ParseIsoDate(absl::string_view s) {
   const int year = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
   const int month = (s[5] - '0') * 10 + (s[6] - '0');
   const int day = (s[8] - '0') * 10 + (s[9] - '0');
+  // CivilDay normalizes out-of-range fields (February 30 becomes March 1 or
+  // 2), so a date that does not survive the round trip does not exist.
   const absl::CivilDay civil(year, month, day);
   if (civil.year() != year || civil.month() != month || civil.day() != day) {
     return std::nullopt;

@@ -6,7 +6,6 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/civil_time.h"
 #include "server/common/text.h"
 #include "server/engine/clinical_codes.h"
 #include "server/engine/screening.h"
@@ -90,23 +89,8 @@ absl::Status ValidateCoding(const v1::Coding& coding, const FieldPath& path) {
   return absl::OkStatus();
 }
 
-bool IsDate(absl::string_view s) {
-  if (s.size() != 10 || s[4] != '-' || s[7] != '-') {
-    return false;
-  }
-  for (size_t i : {0u, 1u, 2u, 3u, 5u, 6u, 8u, 9u}) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(s[i]))) {
-      return false;
-    }
-  }
-  const int year = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-  const int month = (s[5] - '0') * 10 + (s[6] - '0');
-  const int day = (s[8] - '0') * 10 + (s[9] - '0');
-  // CivilDay normalizes out-of-range fields (February 30 becomes March 1 or
-  // 2), so a date that does not survive the round trip does not exist.
-  const absl::CivilDay civil(year, month, day);
-  return civil.year() == year && civil.month() == month && civil.day() == day;
-}
+// A date as YYYY-MM-DD, and one that exists (not February 30).
+bool IsDate(absl::string_view s) { return s.size() == 10 && ParseIsoDate(s).has_value(); }
 
 absl::Status ValidateMedicationOrder(const v1::MedicationOrder& order, const FieldPath& path) {
   if (auto st = CheckRequired(order.drug(), path.Field(".drug"), kMaxStringBytes); !st.ok()) {
