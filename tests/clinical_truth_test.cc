@@ -2,11 +2,16 @@
 // true. Every medication on the list, proposed or current, is either
 // screened for interactions or named as not screened.
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 #include <cctype>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
 
@@ -186,6 +191,98 @@ TEST(PrescriberTextTest, ContraindicationAlertsCarryNoAuthoringNotes) {
     }
   }
   EXPECT_GT(checked, 300);
+}
+
+// Cumulative risk over the whole list, against the bundled base: each rule
+// names every drug that adds up, and stays quiet below its threshold.
+std::set<std::string> DrugsOf(const v1::Alert& alert) {
+  return {alert.drug_ids().begin(), alert.drug_ids().end()};
+}
+
+TEST(CumulativeRiskTest, QtKnownRiskIncludesTheDrugsAddedAfter2014) {
+  // Levofloxacin, fluconazole and donepezil are not on the 2014 list; the
+  // current CredibleMeds known-risk list and their labels name them.
+  const auto kb = BundledKb();
+  const auto result =
+      RequestBuilder().Current("levofloxacin").Current("donepezil").Propose("fluconazole").Screen(*kb);
+  const auto alerts = testing::WithRule(result, "additive-qt-prolongation-known");
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(DrugsOf(alerts[0]), (std::set<std::string>{"levofloxacin", "donepezil", "fluconazole"}));
+  EXPECT_EQ(alerts[0].severity(), v1::SEVERITY_MAJOR);
+
+  const auto two = RequestBuilder().Current("hydroxychloroquine").Propose("fluconazole").Screen(*kb);
+  EXPECT_TRUE(testing::WithRule(two, "additive-qt-prolongation-known").empty()) << testing::Describe(two);
+}
+
+TEST(CumulativeRiskTest, EveryCataloguedDrugOfTheCredibleMedsListCarriesTheEffect) {
+  const std::string path = std::string(VIGIL_SHARED_DATA) + "/onc-high-priority/crediblemeds-known-tdp-risk.json";
+  std::ifstream in(path);
+  if (!in) {
+    GTEST_SKIP() << path << " is not present";
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  google::protobuf::Struct list;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(text.str(), &list).ok());
+  const auto kb = BundledKb();
+  int catalogued = 0;
+  for (const auto& drug : list.fields().at("drugs").list_value().values()) {
+    std::string name = drug.struct_value().fields().at("generic_name").string_value();
+    const auto d = kb->FindDrug(name);
+    if (!d) {
+      continue;
+    }
+    ++catalogued;
+    const auto& effects = kb->drug(*d).additive_effects;
+    EXPECT_NE(std::find(effects.begin(), effects.end(), "qt-prolongation-known"), effects.end()) << name;
+  }
+  // 40 drugs on the list, of which some are off every market.
+  EXPECT_GE(catalogued, 30);
+}
+
+TEST(CumulativeRiskTest, BleedingRiskNamesTheAnticoagulantAntiplateletAndNsaid) {
+  const auto kb = BundledKb();
+  const auto result = RequestBuilder().Current("warfarin").Current("aspirin").Propose("ibuprofen").Screen(*kb);
+  const auto alerts = testing::WithRule(result, "additive-bleeding-risk");
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(DrugsOf(alerts[0]), (std::set<std::string>{"warfarin", "acetylsalicylic-acid", "ibuprofen"}));
+  const auto four =
+      RequestBuilder().Current("warfarin").Current("aspirin").Current("sertraline").Propose("ibuprofen").Screen(*kb);
+  const auto more = testing::WithRule(four, "additive-bleeding-risk");
+  ASSERT_EQ(more.size(), 1u) << testing::Describe(four);
+  EXPECT_EQ(DrugsOf(more[0]).count("sertraline"), 1u);
+}
+
+TEST(CumulativeRiskTest, HyperkalaemiaNamesTheRaasInhibitorPotassiumSparingAgentAndTrimethoprim) {
+  const auto kb = BundledKb();
+  const auto result =
+      RequestBuilder().Current("lisinopril").Current("spironolactone").Propose("trimethoprim").Screen(*kb);
+  const auto alerts = testing::WithRule(result, "additive-hyperkalaemia");
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(DrugsOf(alerts[0]), (std::set<std::string>{"lisinopril", "spironolactone", "trimethoprim"}));
+}
+
+TEST(CumulativeRiskTest, SerotonergicLoadNamesEachSerotonergicDrug) {
+  const auto kb = BundledKb();
+  const auto result = RequestBuilder().Current("sertraline").Current("tramadol").Propose("trazodone").Screen(*kb);
+  const auto alerts = testing::WithRule(result, "additive-serotonin-syndrome");
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
+  EXPECT_EQ(DrugsOf(alerts[0]), (std::set<std::string>{"sertraline", "tramadol", "trazodone"}));
+}
+
+TEST(CumulativeRiskTest, AnticholinergicBurdenFollowsTheAcbScores) {
+  const auto kb = BundledKb();
+  // ACB 3 + 3.
+  const auto high = RequestBuilder().Current("amitriptyline").Propose("oxybutynin").Screen(*kb);
+  const auto alerts = testing::WithRule(high, "additive-anticholinergic-burden");
+  ASSERT_EQ(alerts.size(), 1u) << testing::Describe(high);
+  EXPECT_EQ(DrugsOf(alerts[0]), (std::set<std::string>{"amitriptyline", "oxybutynin"}));
+  // ACB 1 + 1: under the threshold of 3.
+  const auto low = RequestBuilder().Current("furosemide").Propose("metoprolol").Screen(*kb);
+  EXPECT_TRUE(testing::WithRule(low, "additive-anticholinergic-burden").empty()) << testing::Describe(low);
+  // ACB 1 + 1 + 1 reaches it.
+  const auto three = RequestBuilder().Current("furosemide").Current("warfarin").Propose("metoprolol").Screen(*kb);
+  EXPECT_EQ(testing::WithRule(three, "additive-anticholinergic-burden").size(), 1u) << testing::Describe(three);
 }
 
 }  // namespace
