@@ -4,6 +4,10 @@
 
 #include <sqlite3.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
@@ -91,9 +95,85 @@ PRAGMA user_version = 1;
 )sql");
   auto store = SqliteStore::Open(path);
   ASSERT_TRUE(store.ok()) << store.status();
-  EXPECT_EQ((*store)->schema_version(), 2);
+  EXPECT_EQ((*store)->schema_version(), SqliteStore::kSchemaVersion);
   EXPECT_EQ(*(*store)->LatestEventNumber(), 1);
   EXPECT_TRUE((*store)->AppendAudit({v1::AuditEvent()}).ok());
+}
+
+// The bytes of `path`, or empty when it does not exist.
+std::string FileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+TEST(SqliteStoreTest, DeleteErasesTheContextAlertsAndEventContent) {
+  TempDir dir;
+  const std::string path = dir.path() + "/v.db";
+  {
+    auto store = SqliteStore::Open(path);
+    ASSERT_TRUE(store.ok());
+    PatientChange put = PutChange("p", 0, 2);
+    put.patient.add_conditions()->mutable_code()->set_display("Erasable-condition-text");
+    for (auto& alert : put.alerts) {
+      alert.mutable_record()->mutable_alert()->set_summary("Erasable-alert-summary");
+      alert.mutable_record()->mutable_alert()->add_drug_ids("erasable-drug");
+    }
+    for (auto& event : put.events) {
+      event.mutable_alert()->set_summary("Erasable-alert-summary");
+      event.mutable_alert()->add_drug_ids("erasable-drug");
+      event.mutable_alert()->set_kind(v1::ALERT_KIND_DRUG_INTERACTION);
+      event.mutable_alert()->set_severity(v1::SEVERITY_MAJOR);
+    }
+    ASSERT_TRUE((*store)->Commit(put).ok());
+    ASSERT_TRUE((*store)->Commit(PutChange("other", 0, 1)).ok());
+    ASSERT_NE(FileBytes(path + "-wal").find("Erasable-alert-summary"), std::string::npos);
+
+    PatientChange del;
+    del.op = PatientChange::Op::kDelete;
+    del.patient_id = "p";
+    del.expected_revision = 1;
+    v1::AlertEvent resolved;
+    resolved.set_type(v1::ALERT_EVENT_TYPE_RESOLVED);
+    resolved.set_patient_id("p");
+    resolved.mutable_alert()->set_id("al-p-0");
+    resolved.mutable_alert()->set_summary("Erasable-alert-summary");
+    del.events.push_back(resolved);
+    auto committed = (*store)->Commit(del);
+    ASSERT_TRUE(committed.ok()) << committed.status();
+    ASSERT_EQ(committed->events.size(), 1u);
+    EXPECT_TRUE(committed->events[0].event.erased());
+    EXPECT_TRUE(committed->events[0].event.alert().summary().empty());
+
+    auto state = (*store)->LoadPatient("p");
+    ASSERT_TRUE(state.ok());
+    EXPECT_FALSE(state->exists);
+    EXPECT_TRUE(state->alerts.empty());
+    EXPECT_EQ(state->revision, 2);
+    auto events = (*store)->ReadEvents(0, 100);
+    ASSERT_TRUE(events.ok());
+    ASSERT_EQ(events->size(), 4u);  // gap-free: 1, 2 (p), 3 (other), 4 (p's deletion)
+    for (const auto& e : *events) {
+      if (e.event.patient_id() != "p") {
+        EXPECT_FALSE(e.event.erased());
+        continue;
+      }
+      EXPECT_TRUE(e.event.erased()) << e.number;
+      EXPECT_FALSE(e.event.alert().id().empty());
+      EXPECT_TRUE(e.event.alert().summary().empty());
+      EXPECT_EQ(e.event.alert().drug_ids_size(), 0);
+    }
+    EXPECT_EQ((*events)[0].event.alert().severity(), v1::SEVERITY_MAJOR);
+    EXPECT_FALSE((*store)->FindAlertPatient("al-p-0")->has_value());
+    EXPECT_TRUE((*store)->FindAlertPatient("al-other-0")->has_value());
+    // Checkpointed: the log no longer holds the erased frames.
+    EXPECT_EQ(FileBytes(path + "-wal").find("Erasable-alert-summary"), std::string::npos);
+  }
+  const std::string bytes = FileBytes(path) + FileBytes(path + "-wal");
+  for (const char* text : {"Erasable-condition-text", "Erasable-alert-summary", "erasable-drug"}) {
+    EXPECT_EQ(bytes.find(text), std::string::npos) << text;
+  }
 }
 
 TEST(SqliteStoreTest, NewerFileIsRefused) {

@@ -20,7 +20,7 @@ class SqliteStore final : public Store {
  public:
   // The schema version this build writes. Older files are migrated in place
   // when opened; a file from a newer version is refused.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens (creating if needed) and migrates the database at `path`.
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
@@ -44,6 +44,9 @@ class SqliteStore final : public Store {
   absl::Status Migrate();
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<CommitResult> CommitLocked(const PatientChange& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Deletes the patient's context and alerts and turns its events into
+  // tombstones, inside the caller's transaction.
+  absl::Status ErasePatientLocked(const std::string& patient_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);

@@ -39,7 +39,11 @@ struct PatientState {
   std::vector<store::v1::StoredAlert> alerts;
 };
 
-// A change to one patient, written atomically.
+// A change to one patient, written atomically. A kDelete erases the
+// patient's clinical data everywhere the store keeps it: the stored context,
+// every alert with its history, and the content of every event of the
+// patient (each event stays, as a Tombstone, with its number; the change's
+// own events are written as tombstones too).
 struct PatientChange {
   enum class Op { kPut, kDelete, kAlertsOnly };
   Op op = Op::kPut;
@@ -54,6 +58,11 @@ struct PatientChange {
   // appends an entry to the history of the alert (in `alerts`) each names.
   std::vector<v1::AlertEvent> events;
 };
+
+// What an event keeps once its patient is deleted (AlertEvent.erased): its
+// type, patient id, time and the alert's id, kind and severity; no texts,
+// drugs, evidence or acknowledgement.
+v1::AlertEvent Tombstone(const v1::AlertEvent& event);
 
 struct CommitResult {
   std::vector<StoredEvent> events;
