@@ -85,7 +85,10 @@ Options:
   --server=HOST:PORT        server address (default 127.0.0.1:50051, or $VIGIL_SERVER)
   --ca_cert=FILE            use TLS, trusting this CA bundle (PEM)
   --cert=FILE --key=FILE    client certificate and key for mutual TLS (PEM)
-  --token=TOKEN             bearer token (default $VIGIL_TOKEN)
+  --token=TOKEN             bearer token (default $VIGIL_TOKEN); sent only over TLS or to this
+                            machine, unless --insecure
+  --insecure                allow sending the token without TLS to another machine (a network
+                            you trust only: anyone on the path can read and replay it)
   --json                    print responses as JSON, one object a line
   --timeout=SECONDS         deadline of each call (default 10)
 
@@ -93,6 +96,27 @@ Exit codes: 0 no alerts; 1 alerts below major; 2 a major or contraindicated aler
 3 screening incomplete (nothing major); 64 usage; 65 rejected request; 66 not found;
 69 server unavailable; 70 other error.
 )";
+
+// Whether `target` (HOST:PORT, or a gRPC target URI) is this machine: a
+// token sent there in clear does not cross a network.
+bool IsLocalTarget(std::string target) {
+  for (const char* scheme : {"dns:///", "dns:", "ipv4:", "ipv6:"}) {
+    if (absl::StartsWith(target, scheme)) {
+      target = target.substr(std::string(scheme).size());
+      break;
+    }
+  }
+  if (absl::StartsWith(target, "unix:") || absl::StartsWith(target, "unix-abstract:")) {
+    return true;
+  }
+  std::string host = target;
+  if (absl::StartsWith(target, "[")) {
+    host = target.substr(1, target.find(']') == std::string::npos ? std::string::npos : target.find(']') - 1);
+  } else if (const size_t colon = target.rfind(':'); colon != std::string::npos) {
+    host = target.substr(0, colon);
+  }
+  return host == "localhost" || absl::StartsWith(host, "127.") || host == "::1";
+}
 
 struct Options {
   std::string server = "127.0.0.1:50051";
@@ -102,6 +126,7 @@ struct Options {
   std::string cert;
   std::string key;
   std::string token;
+  bool insecure = false;
 };
 
 // The bearer token sent with every call (from --token or $VIGIL_TOKEN).
@@ -956,6 +981,8 @@ int main(int argc, char** argv) {
       options.key = *key;
     } else if (auto token = FlagValue(arg, "token")) {
       options.token = *token;
+    } else if (arg == "--insecure") {
+      options.insecure = true;
     } else if (arg == "--help") {
       std::cout << kUsage;
       return kExitClean;
@@ -1008,6 +1035,13 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
     credentials = grpc::SslCredentials(ssl);
+  }
+  if (!options.token.empty() && options.ca_cert.empty() && options.cert.empty() && !options.insecure &&
+      !IsLocalTarget(options.server)) {
+    std::cerr << "error: refusing to send a token without TLS to " << options.server
+              << ": anyone on the network could read and replay it. Use --ca_cert (TLS), or --insecure on a "
+                 "network you trust.\n";
+    return kExitUsage;
   }
   auto channel = grpc::CreateChannel(options.server, credentials);
   if (command == "check") {

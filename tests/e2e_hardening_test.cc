@@ -184,3 +184,27 @@ TEST(HardeningTest, PatientIdsThatLookAlikeAreOnePatientOrAnError) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST(HardeningTest, TheClientRefusesToSendATokenInClearToAnotherMachine) {
+  using ::vigil::testing::RunCommand;
+  // 192.0.2.1 is TEST-NET-1 (RFC 5737): never a real host.
+  const auto refused = RunCommand({VIGIL_CLIENT_BIN, "--server=192.0.2.1:50051", "--token=secret", "--timeout=1", "kb"});
+  EXPECT_EQ(refused.exit_code, 64) << refused.output;
+  // With --insecure it tries (and finds no server there).
+  const auto tried =
+      RunCommand({VIGIL_CLIENT_BIN, "--server=192.0.2.1:50051", "--token=secret", "--insecure", "--timeout=1", "kb"});
+  EXPECT_EQ(tried.exit_code, 69) << tried.output;
+  // To this machine, a token in clear does not cross a network.
+  ServerProcess server({});
+  ASSERT_TRUE(server.ok()) << server.log();
+  for (const std::string& target : {server.address(), absl::StrCat("localhost:", server.port())}) {
+    const auto local = RunCommand({VIGIL_CLIENT_BIN, absl::StrCat("--server=", target), "--token=secret", "kb"});
+    EXPECT_EQ(local.exit_code, 0) << target << ": " << local.output;
+  }
+}
+
+}  // namespace
+}  // namespace vigil

@@ -12,9 +12,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "absl/synchronization/mutex.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/common/text.h"
+#include "tests/feed_client.h"
 #include "tests/server_process.h"
 #include "vigil/v1/admin.grpc.pb.h"
 #include "vigil/v1/alert_feed.grpc.pb.h"
@@ -153,7 +156,9 @@ grpc::ClientContext* WithToken(grpc::ClientContext* context, const std::string& 
 
 TEST(SecurityTest, EveryRpcNeedsAValidTokenAndItsRole) {
   Pki pki;
-  ServerProcess server({absl::StrCat("--tokens_file=", pki.path("tokens"))});
+  // Every failure must be answered as itself here, not as the flood limit
+  // that FloodTest covers.
+  ServerProcess server({absl::StrCat("--tokens_file=", pki.path("tokens")), "--failed_call_rate=0"});
   ASSERT_TRUE(server.ok()) << server.log();
   auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
   struct Case {
@@ -594,6 +599,244 @@ TEST(ConfigTest, FlagsCanComeFromAFlagFile) {
   // The tokens file named in the flag file is in force.
   EXPECT_EQ(GetKb(channel, "").error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(GetKb(channel, "ehr-token").ok());
+}
+
+}  // namespace
+}  // namespace vigil
+
+namespace vigil {
+namespace {
+
+// Issue 13: who did it is the authenticated identity; the audit trail
+// records administrative calls, the time of access and the certificate;
+// failed calls cannot flood the trail; /metrics stays bounded.
+
+std::vector<v1::AuditEvent> ReadAuditTrail(const std::shared_ptr<grpc::Channel>& channel, const std::string& token) {
+  std::vector<v1::AuditEvent> all;
+  int64_t after = 0;
+  for (int page = 0; page < 1000; ++page) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::ListAuditEventsRequest request;
+    request.set_after_id(after);
+    v1::ListAuditEventsResponse response;
+    const auto status = v1::Admin::NewStub(channel)->ListAuditEvents(WithToken(&context, token), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    if (!status.ok() || response.next_after_id() == after) {
+      break;
+    }
+    for (const auto& e : response.events()) {
+      all.push_back(e);
+    }
+    after = response.next_after_id();
+  }
+  return all;
+}
+
+TEST(IdentityTest, AcknowledgementRecordsTheAuthenticatedCallerAndCertificateBesideTheNamedUser) {
+  Pki pki;
+  ASSERT_TRUE(pki.ok());
+  ServerProcess server({absl::StrCat("--tls_cert=", pki.path("server.pem")),
+                        absl::StrCat("--tls_key=", pki.path("server.key")),
+                        absl::StrCat("--tls_client_ca=", pki.path("ca.pem")),
+                        absl::StrCat("--tokens_file=", pki.path("tokens"))});
+  ASSERT_TRUE(server.ok()) << server.log();
+  auto channel = TlsChannel(server, pki, "client.pem", "client.key");
+  v1::PutPatientRequest put;
+  *put.mutable_patient() = ::vigil::testing::MakePatient("ack-identity", true);
+  v1::PutPatientResponse created;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(v1::Patients::NewStub(channel)->PutPatient(WithToken(&context, "ehr-token"), put, &created).ok());
+  }
+  ASSERT_EQ(created.raised_size(), 1);
+  v1::AcknowledgeAlertRequest ack;
+  ack.set_alert_id(created.raised(0).id());
+  ack.set_outcome(v1::ACKNOWLEDGEMENT_OUTCOME_ACCEPTED);
+  ack.set_user("operator");  // the name of another caller: it must not become the identity
+  v1::AcknowledgeAlertResponse acked;
+  {
+    grpc::ClientContext context;
+    const auto status = v1::AlertFeed::NewStub(channel)->AcknowledgeAlert(WithToken(&context, "clin-token"), ack, &acked);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  ASSERT_GE(acked.alert().history_size(), 2);
+  const auto& recorded = acked.alert().history(acked.alert().history_size() - 1).acknowledgement();
+  EXPECT_EQ(recorded.agent(), "ward-clinician");
+  EXPECT_NE(recorded.agent_certificate_subject().find("CN=pharmacy"), std::string::npos)
+      << recorded.agent_certificate_subject();
+  EXPECT_EQ(recorded.user(), "operator");
+
+  // The audit trail names the same identity and certificate, and the time
+  // of the access.
+  const auto trail = ReadAuditTrail(channel, "admin-token");
+  bool found = false;
+  for (const auto& e : trail) {
+    if (e.method() == "vigil.v1.AlertFeed/AcknowledgeAlert") {
+      found = true;
+      EXPECT_EQ(e.agent(), "ward-clinician");
+      EXPECT_NE(e.certificate_subject().find("CN=pharmacy"), std::string::npos);
+      EXPECT_FALSE(e.access_time().empty());
+      EXPECT_LE(e.access_time(), e.recorded_time());
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(IdentityTest, AdministrativeCallsAreAudited) {
+  Pki pki;
+  ASSERT_TRUE(pki.ok());
+  ServerProcess server({absl::StrCat("--tokens_file=", pki.path("tokens"))});
+  ASSERT_TRUE(server.ok()) << server.log();
+  auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  {
+    grpc::ClientContext context;
+    v1::ReloadKnowledgeBaseResponse response;
+    ASSERT_TRUE(v1::Admin::NewStub(channel)
+                    ->ReloadKnowledgeBase(WithToken(&context, "admin-token"), v1::ReloadKnowledgeBaseRequest(), &response)
+                    .ok());
+  }
+  {
+    grpc::ClientContext context;
+    v1::ReloadKnowledgeBaseResponse response;
+    EXPECT_EQ(v1::Admin::NewStub(channel)
+                  ->ReloadKnowledgeBase(WithToken(&context, "ehr-token"), v1::ReloadKnowledgeBaseRequest(), &response)
+                  .error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+  ReadAuditTrail(channel, "admin-token");
+  const auto trail = ReadAuditTrail(channel, "admin-token");
+  int reloads = 0;
+  int denied = 0;
+  int reads = 0;
+  for (const auto& e : trail) {
+    if (e.method() == "vigil.v1.Admin/ReloadKnowledgeBase") {
+      ++reloads;
+      denied += e.outcome() == "PERMISSION_DENIED" && e.agent() == "ehr-system";
+    }
+    reads += e.method() == "vigil.v1.Admin/ListAuditEvents" && e.agent() == "operator" && e.action() == "R";
+    EXPECT_FALSE(e.access_time().empty());
+  }
+  EXPECT_EQ(reloads, 2);
+  EXPECT_EQ(denied, 1);
+  EXPECT_GE(reads, 1);
+}
+
+TEST(FloodTest, UnauthenticatedCallsWithHugeIdsNeitherGrowTheDatabaseNorTheTrail) {
+  Pki pki;
+  ASSERT_TRUE(pki.ok());
+  const std::string db = pki.path("flood.db");
+  ServerProcess server({absl::StrCat("--tokens_file=", pki.path("tokens")), absl::StrCat("--db=", db)});
+  ASSERT_TRUE(server.ok()) << server.log();
+  auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  ReadAuditTrail(channel, "admin-token");  // the files exist and hold the schema
+  auto size = [&db] {
+    std::error_code ec;
+    const auto wal = fs::file_size(db + "-wal", ec);
+    return fs::file_size(db) + (ec ? 0 : wal);
+  };
+  const auto before = size();
+  const std::string huge(1 << 20, 'x');
+  int unauthenticated = 0;
+  int exhausted = 0;
+  for (int i = 0; i < 200; ++i) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::GetPatientRequest request;
+    request.set_patient_id(huge);
+    v1::Patient patient;
+    const auto status = v1::Patients::NewStub(channel)->GetPatient(WithToken(&context, "wrong-token"), request, &patient);
+    unauthenticated += status.error_code() == grpc::StatusCode::UNAUTHENTICATED;
+    exhausted += status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
+  }
+  EXPECT_EQ(unauthenticated + exhausted, 200);
+  EXPECT_GT(exhausted, 100);  // past the allowance, refused without a record
+  // The limit counts failures: a caller with a valid token, even from the
+  // same address, is still served.
+  {
+    grpc::ClientContext context;
+    v1::GetPatientRequest request;
+    request.set_patient_id("nobody");
+    v1::Patient patient;
+    EXPECT_EQ(v1::Patients::NewStub(channel)->GetPatient(WithToken(&context, "ehr-token"), request, &patient).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  EXPECT_LT(size() - before, 3u << 20) << "database grew by " << size() - before << " bytes";
+  const auto trail = ReadAuditTrail(channel, "admin-token");
+  int recorded = 0;
+  for (const auto& e : trail) {
+    if (e.method() == "vigil.v1.Patients/GetPatient" && e.agent() == "unauthenticated") {
+      ++recorded;
+      EXPECT_LE(e.patient_id().size(), 256u);
+    }
+  }
+  EXPECT_EQ(recorded, unauthenticated);
+  EXPECT_LT(recorded, 100);
+}
+
+TEST(FloodTest, AnAuditExportPagesBySizeAsWellAsCount) {
+  Pki pki;
+  ASSERT_TRUE(pki.ok());
+  // No failure limit here: every one of these calls is recorded.
+  ServerProcess server({absl::StrCat("--tokens_file=", pki.path("tokens")), "--failed_call_rate=0"});
+  ASSERT_TRUE(server.ok()) << server.log();
+  auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  // Each record carries a 256-byte id (cut from 4 KiB) and a long peer:
+  // 1000 of them would be most of a default message limit.
+  const std::string id(4096, 'y');
+  for (int i = 0; i < 1500; ++i) {
+    grpc::ClientContext context;
+    v1::GetPatientRequest request;
+    request.set_patient_id(id);
+    v1::Patient patient;
+    v1::Patients::NewStub(channel)->GetPatient(WithToken(&context, "sub-token"), request, &patient);
+  }
+  grpc::ClientContext context;
+  v1::ListAuditEventsRequest request;
+  request.set_page_size(1000);
+  v1::ListAuditEventsResponse page;
+  ASSERT_TRUE(v1::Admin::NewStub(channel)->ListAuditEvents(WithToken(&context, "admin-token"), request, &page).ok());
+  EXPECT_GT(page.events_size(), 0);
+  EXPECT_LE(page.ByteSizeLong(), (1u << 20) + 4096);
+  EXPECT_EQ(page.next_after_id(), page.events(page.events_size() - 1).id());
+  // Every record is still reachable page by page.
+  EXPECT_GE(ReadAuditTrail(channel, "admin-token").size(), 1500u);
+}
+
+TEST(MetricsBoundsTest, UnknownMethodsShareOneLabel) {
+  ServerProcess server({"--metrics_listen=127.0.0.1:0"});
+  ASSERT_TRUE(server.ok()) << server.log();
+  const size_t at = server.log().find("\"event\":\"metrics_listening\"");
+  ASSERT_NE(at, std::string::npos) << server.log();
+  const size_t port_at = server.log().find("\"port\":\"", at) + 8;
+  const std::string port = server.log().substr(port_at, server.log().find('"', port_at) - port_at);
+  auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  grpc::GenericStub generic(channel);
+  for (int i = 0; i < 50; ++i) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::Slice empty("");
+    grpc::ByteBuffer request(&empty, 1);
+    grpc::ByteBuffer response;
+    grpc::Status status;
+    absl::Mutex mu;
+    bool done = false;
+    generic.UnaryCall(&context, absl::StrCat("/vigil.v1.Bogus/Method\"", i, "{x=\"y\"}"), grpc::StubOptions(),
+                      &request, &response, [&](grpc::Status s) {
+                        absl::MutexLock lock(&mu);
+                        status = s;
+                        done = true;
+                      });
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(&done));
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  }
+  const auto scrape = RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", port, "/metrics")});
+  ASSERT_EQ(scrape.exit_code, 0);
+  EXPECT_NE(scrape.output.find("vigil_rpcs_total{method=\"unknown\",code=\"UNIMPLEMENTED\"} 50"), std::string::npos)
+      << scrape.output;
+  EXPECT_EQ(scrape.output.find("Bogus"), std::string::npos);
+  EXPECT_LT(scrape.output.size(), 64u * 1024);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 
 namespace vigil {
@@ -22,8 +23,17 @@ class Metrics {
   static constexpr std::array<double, 12> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                       0.05,   0.1,   0.25,   0.5,   1.0,  5.0};
 
+  // The methods the server serves ("/vigil.v1.Patients/PutPatient", ...).
+  // Once set, any other method is counted as "unknown", so that callers
+  // cannot grow the exposition with names of their own.
+  void SetKnownMethods(const std::vector<std::string>& methods);
+
   // One finished RPC.
   void ObserveRpc(const std::string& method, const std::string& code, double seconds);
+
+  // A call refused without an audit record (a peer past its allowance of
+  // failed calls).
+  void CountUnrecordedRejection() { unrecorded_rejections_.fetch_add(1, std::memory_order_relaxed); }
 
   // One alert sent by a check.
   void CountAlert(const std::string& kind, const std::string& severity);
@@ -47,7 +57,9 @@ class Metrics {
     double sum = 0;
   };
   std::atomic<int64_t> in_flight_{0};
+  std::atomic<int64_t> unrecorded_rejections_{0};
   mutable absl::Mutex mu_;
+  absl::flat_hash_set<std::string> known_methods_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, uint64_t> rpcs_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Histogram> latency_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, uint64_t> alerts_ ABSL_GUARDED_BY(mu_);

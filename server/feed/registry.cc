@@ -262,7 +262,8 @@ absl::StatusOr<v1::DeletePatientResponse> PatientRegistry::DeletePatient(const s
   return response;
 }
 
-absl::StatusOr<v1::AcknowledgeAlertResponse> PatientRegistry::Acknowledge(const v1::AcknowledgeAlertRequest& request) {
+absl::StatusOr<v1::AcknowledgeAlertResponse> PatientRegistry::Acknowledge(const v1::AcknowledgeAlertRequest& request,
+                                                                         const Agent& agent) {
   absl::MutexLock lock(&write_mu_);
   auto patient_id = store_->FindAlertPatient(request.alert_id());
   if (!patient_id.ok()) {
@@ -293,6 +294,8 @@ absl::StatusOr<v1::AcknowledgeAlertResponse> PatientRegistry::Acknowledge(const 
   *ack.mutable_reason() = request.reason();
   ack.set_comment(request.comment());
   ack.set_user(request.user());
+  ack.set_agent(agent.name);
+  ack.set_agent_certificate_subject(agent.certificate_subject);
   if (request.outcome() == v1::ACKNOWLEDGEMENT_OUTCOME_OVERRIDDEN) {
     target->mutable_record()->set_status(v1::ALERT_STATUS_OVERRIDDEN);
     target->set_override_fingerprint(target->fingerprint());

@@ -18,6 +18,15 @@
 
 namespace vigil {
 
+// Who makes a change, as the transport authenticated the call.
+struct Agent {
+  // The caller's name from the tokens file ("development" in development
+  // mode).
+  std::string name;
+  // The client certificate's subject under mutual TLS, or empty.
+  std::string certificate_subject;
+};
+
 class PatientRegistry {
  public:
   PatientRegistry(Store* store, const KnowledgeBaseHolder* kb, EventHub* hub) : store_(store), kb_(kb), hub_(hub) {}
@@ -32,7 +41,11 @@ class PatientRegistry {
   // Deletes a patient; their active alerts are resolved.
   absl::StatusOr<v1::DeletePatientResponse> DeletePatient(const std::string& patient_id);
 
-  absl::StatusOr<v1::AcknowledgeAlertResponse> Acknowledge(const v1::AcknowledgeAlertRequest& request);
+  // Acknowledges an alert on behalf of `agent`, the authenticated caller
+  // (recorded in Acknowledgement.agent; request.user is kept as the
+  // clinician the caller acts for).
+  absl::StatusOr<v1::AcknowledgeAlertResponse> Acknowledge(const v1::AcknowledgeAlertRequest& request,
+                                                           const Agent& agent);
 
   absl::StatusOr<v1::ListAlertsResponse> ListAlerts(const v1::ListAlertsRequest& request);
 

@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -67,6 +68,11 @@ ABSL_FLAG(double, rate_limit, 200,
           "Requests a second allowed per authenticated caller (token bucket); 0: no limit. Not applied in "
           "development mode.");
 ABSL_FLAG(double, rate_burst, 400, "Burst of requests allowed per caller above the rate.");
+ABSL_FLAG(double, failed_call_rate, 2,
+          "Failed calls (no valid token, missing role) a second allowed per peer address; past it, and past "
+          "--failed_call_burst, calls from that address are refused with RESOURCE_EXHAUSTED and no audit record. "
+          "0: no limit.");
+ABSL_FLAG(double, failed_call_burst, 20, "Burst of failed calls allowed per peer address above the rate.");
 ABSL_FLAG(int, max_subscribers, 1000, "Most open alert-feed subscriptions.");
 ABSL_FLAG(int, max_concurrent_streams, 200, "Most concurrent calls on one client connection.");
 ABSL_FLAG(int, max_message_bytes, 4 * 1024 * 1024, "Largest request message accepted.");
@@ -236,6 +242,8 @@ int main(int argc, char** argv) {
   vigil::RateLimiter rate_limiter(absl::GetFlag(FLAGS_rate_limit), absl::GetFlag(FLAGS_rate_burst));
   // Rates are per authenticated caller; development mode has one caller.
   deps.rate_limiter = auth.development_mode() ? nullptr : &rate_limiter;
+  vigil::RateLimiter failure_limiter(absl::GetFlag(FLAGS_failed_call_rate), absl::GetFlag(FLAGS_failed_call_burst));
+  deps.failure_limiter = &failure_limiter;
   deps.max_subscribers = static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_subscribers)));
   metrics.AddGauge("vigil_subscribers", "Open alert-feed subscriptions.",
                    [&hub] { return std::vector<std::pair<std::string, double>>{{"", static_cast<double>(hub.subscriber_count())}}; });
@@ -256,6 +264,21 @@ int main(int argc, char** argv) {
     return std::vector<std::pair<std::string, double>>{
         {absl::StrCat("version=\"", serving->version(), "\",drugs=\"", serving->drug_count(), "\""), 1.0}};
   });
+  {
+    // The methods served, for the metrics' method label: anything else is
+    // counted as "unknown".
+    std::vector<std::string> methods = {"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch",
+                                        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                                        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"};
+    for (const char* name : {"vigil.v1.DecisionSupport", "vigil.v1.DrugCatalog", "vigil.v1.Admin", "vigil.v1.Patients",
+                             "vigil.v1.AlertFeed"}) {
+      const auto* service = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(name);
+      for (int i = 0; service != nullptr && i < service->method_count(); ++i) {
+        methods.push_back(absl::StrCat("/", name, "/", service->method(i)->name()));
+      }
+    }
+    metrics.SetKnownMethods(methods);
+  }
   vigil::DecisionSupportService decision_support(deps);
   vigil::PatientsService patients(deps);
   vigil::AlertFeedService alert_feed(deps);

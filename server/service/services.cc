@@ -90,24 +90,24 @@ class ResponseStreamer final : public grpc::ServerWriteReactor<v1::CheckMedicati
   size_t next_ = 0;
 };
 
-std::string CodeName(const absl::Status& status) { return std::string(absl::StatusCodeToString(status.code())); }
+// Most bytes of audit events in one ListAuditEvents page (a quarter of
+// gRPC's default 4 MiB message limit).
+constexpr size_t kMaxAuditPageBytes = 1 << 20;
 
-// An audit record of an access to patient data by `agent`.
-v1::AuditEvent AuditOf(grpc::CallbackServerContext* context, absl::string_view method, absl::string_view action,
-                       absl::string_view agent, absl::string_view patient_id) {
-  v1::AuditEvent event;
-  event.set_method(std::string(method));
-  event.set_action(std::string(action));
-  event.set_agent(std::string(agent));
-  event.set_peer(context->peer());
-  event.set_patient_id(std::string(patient_id));
-  return event;
-}
+constexpr absl::string_view kUnrecordedPayload = "vigil.internal/unrecorded";
+
+bool Unrecorded(const absl::Status& status) { return status.GetPayload(kUnrecordedPayload).has_value(); }
+
+std::string CodeName(const absl::Status& status) { return std::string(absl::StatusCodeToString(status.code())); }
 
 // Records `audit` with the outcome of `status`, then finishes the call. An
 // audit failure is logged (without patient data) and does not change the
 // answer: a failing audit trail must not stop screening.
 void FinishAudited(AuditLog* log, v1::AuditEvent audit, grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
+  if (Unrecorded(status)) {
+    reactor->Finish(ToGrpcStatus(status));
+    return;
+  }
   audit.set_outcome(CodeName(status));
   log->Record(std::move(audit), [reactor, status](const absl::Status&) { reactor->Finish(ToGrpcStatus(status)); });
 }
@@ -130,42 +130,97 @@ grpc::ServerUnaryReactor* OnWorker(grpc::CallbackServerContext* context, Worker*
 
 // The outcome of authorizing a call. The caller's name is known whenever the
 // token is valid, even when the role is missing (for the audit trail);
-// otherwise it is "unauthenticated".
+// otherwise it is "unauthenticated". Under mutual TLS the client
+// certificate's subject is known too.
 class AuthResult {
  public:
-  AuthResult(absl::Status status, Caller caller) : status_(std::move(status)), caller_(std::move(caller)) {}
+  AuthResult(absl::Status status, Caller caller, std::string certificate_subject)
+      : status_(std::move(status)), caller_(std::move(caller)), certificate_subject_(std::move(certificate_subject)) {}
   bool ok() const { return status_.ok(); }
   const absl::Status& status() const { return status_; }
   const Caller* operator->() const { return &caller_; }
+  const std::string& certificate_subject() const { return certificate_subject_; }
 
  private:
   absl::Status status_;
   Caller caller_;
+  std::string certificate_subject_;
 };
+
+// A rejection that is answered without an audit record: a peer past its
+// allowance of failed calls (see Authorize). Marked by a payload that never
+// leaves the server.
+
+// The host part of a gRPC peer ("ipv4:10.0.0.5:51234" -> "ipv4:10.0.0.5").
+std::string PeerHost(const std::string& peer) {
+  const size_t colon = peer.rfind(':');
+  return colon == std::string::npos || colon < 5 ? peer : peer.substr(0, colon);
+}
+
+// The subject of the client certificate under mutual TLS, or empty.
+std::string CertificateSubject(grpc::CallbackServerContext* context) {
+  const auto auth = context->auth_context();
+  if (auth == nullptr) {
+    return "";
+  }
+  const auto values = auth->FindPropertyValues("x509_subject");
+  return values.empty() ? "" : std::string(values.front().data(), values.front().size());
+}
+
+// An audit record of a call by `caller`, timed now (the access, not the
+// commit). Long strings are cut by the audit log (AuditLog::kMaxFieldBytes).
+v1::AuditEvent AuditOf(grpc::CallbackServerContext* context, absl::string_view method, absl::string_view action,
+                       const AuthResult& caller, absl::string_view patient_id) {
+  v1::AuditEvent event;
+  event.set_method(std::string(method));
+  event.set_action(std::string(action));
+  event.set_agent(caller->name);
+  event.set_certificate_subject(caller.certificate_subject());
+  event.set_peer(context->peer());
+  event.set_patient_id(std::string(patient_id.substr(0, AuditLog::kMaxFieldBytes)));
+  event.set_access_time(absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()));
+  return event;
+}
 
 // Authorizes a call from its "authorization" metadata: any authenticated
 // caller when `role` is empty, else a caller with `role`.
-AuthResult Authorize(const Authenticator& auth, grpc::CallbackServerContext* context, std::optional<Role> role,
-                     RateLimiter* limiter) {
+//
+// Failed authentication and missing roles count against the peer's
+// allowance of failed calls (deps.failure_limiter); past it, calls from that
+// address are refused with RESOURCE_EXHAUSTED before anything is written, not
+// even an audit record, so that a flood of bad calls cannot grow the
+// database.
+AuthResult Authorize(const ServiceDeps& deps, grpc::CallbackServerContext* context, std::optional<Role> role) {
   const auto& metadata = context->client_metadata();
   const auto it = metadata.find("authorization");
   const absl::string_view header = it == metadata.end() ? absl::string_view()
                                                         : absl::string_view(it->second.data(), it->second.size());
-  auto caller = auth.Authenticate(header);
+  std::string subject = CertificateSubject(context);
+  auto failed = [&](absl::Status status, Caller caller) {
+    if (deps.failure_limiter != nullptr && !deps.failure_limiter->Admit(PeerHost(context->peer())).ok()) {
+      status = absl::ResourceExhaustedError("too many failed calls from this address; retry later");
+      status.SetPayload(kUnrecordedPayload, absl::Cord("1"));
+      if (deps.metrics != nullptr) {
+        deps.metrics->CountUnrecordedRejection();
+      }
+    }
+    return AuthResult(std::move(status), std::move(caller), std::move(subject));
+  };
+  auto caller = deps.auth->Authenticate(header);
   if (!caller.ok()) {
-    return AuthResult(caller.status(), Caller{"unauthenticated", {}});
+    return failed(caller.status(), Caller{"unauthenticated", {}});
   }
   if (role.has_value()) {
     if (auto allowed = Authenticator::CheckRole(*caller, *role); !allowed.ok()) {
-      return AuthResult(allowed, *caller);
+      return failed(allowed, *caller);
     }
   }
-  if (limiter != nullptr) {
-    if (auto admitted = limiter->Admit(caller->name); !admitted.ok()) {
-      return AuthResult(admitted, *caller);
+  if (deps.rate_limiter != nullptr) {
+    if (auto admitted = deps.rate_limiter->Admit(caller->name); !admitted.ok()) {
+      return AuthResult(admitted, *caller, std::move(subject));
     }
   }
-  return AuthResult(absl::OkStatus(), *caller);
+  return AuthResult(absl::OkStatus(), *caller, std::move(subject));
 }
 
 // Authorizes, audits and runs `work` on the database worker: the shape of
@@ -176,8 +231,8 @@ grpc::ServerUnaryReactor* AuditedOnWorker(const ServiceDeps& deps, grpc::Callbac
                                           const char* method, const char* action, Role role,
                                           const std::string& patient_id, const absl::Status& valid,
                                           Response* response, std::function<absl::StatusOr<Response>()> work) {
-  auto caller = Authorize(*deps.auth, context, role, deps.rate_limiter);
-  v1::AuditEvent audit = AuditOf(context, method, action, caller->name, patient_id);
+  auto caller = Authorize(deps, context, role);
+  v1::AuditEvent audit = AuditOf(context, method, action, caller, patient_id);
   const absl::Status status = caller.ok() ? valid : caller.status();
   if (!status.ok()) {
     auto* reactor = context->DefaultReactor();
@@ -222,6 +277,11 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
 
   // Begin and Reject may run on another thread after the call was
   // cancelled: the reactor then finishes here (OnCancel defers to them).
+  //
+  // Once started_ is set, a cancellation can finish the call on another
+  // thread, and the call's OnDone would delete the reactor while Begin is
+  // still attaching and kicking. `beginning_` keeps the reactor alive until
+  // Begin is done with it: OnDone then leaves the deletion to Begin.
   void Begin(std::shared_ptr<Subscription> sub) {
     bool cancelled = false;
     {
@@ -230,13 +290,23 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
       started_ = true;
       cancelled = cancelled_;
       finished_ = finished_ || cancelled;
+      beginning_ = !cancelled;
     }
     if (cancelled) {
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "subscription cancelled"));
-      return;
+      return;  // OnDone deletes the reactor: nothing here touches it again
     }
     sub_->Attach([this] { Kick(); }, [this] { context_->TryCancel(); });
     Kick();
+    bool done = false;
+    {
+      absl::MutexLock lock(&mu_);
+      beginning_ = false;
+      done = done_;
+    }
+    if (done) {
+      Release();
+    }
   }
 
   void Reject(const grpc::Status& status) {
@@ -281,6 +351,20 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   }
 
   void OnDone() override {
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+      if (beginning_) {
+        return;  // Begin is still using the reactor; it releases it
+      }
+    }
+    Release();
+  }
+
+ private:
+  // Detaches from the hub and deletes the reactor: once the call is done
+  // and Begin is not running.
+  void Release() {
     if (sub_ != nullptr) {
       sub_->Detach();
       hub_->Unsubscribe(sub_.get());
@@ -288,7 +372,6 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
     delete this;
   }
 
- private:
   void Kick() {
     std::optional<grpc::Status> finish;
     {
@@ -325,6 +408,9 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
+  // Begin is attaching and kicking (see Begin); the call's OnDone has run.
+  bool beginning_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
   // The message being written (an event's bytes are shared with the other
   // subscribers), and the number of its last event (0: a heartbeat).
   grpc::ByteBuffer current_;
@@ -339,6 +425,10 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
                                       std::function<void(const absl::Status&)> done) {
   const std::string patient_id = request->patient_id().empty() ? request->patient().id() : request->patient_id();
   auto finish = [this, result, done = std::move(done)](v1::AuditEvent audit, const absl::Status& status) {
+    if (Unrecorded(status)) {
+      done(status);
+      return;
+    }
     audit.set_outcome(CodeName(status));
     if (deps_.metrics != nullptr && status.ok()) {
       for (const auto& alert : result->alerts()) {
@@ -351,8 +441,8 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
     deps_.audit->Record(std::move(audit), nullptr);
     done(status);
   };
-  auto caller = Authorize(*deps_.auth, context, Role::kEhr, deps_.rate_limiter);
-  v1::AuditEvent audit = AuditOf(context, method, "E", caller->name, patient_id);
+  auto caller = Authorize(deps_, context, Role::kEhr);
+  v1::AuditEvent audit = AuditOf(context, method, "E", caller, patient_id);
   if (!caller.ok()) {
     finish(std::move(audit), caller.status());
     return;
@@ -410,7 +500,7 @@ grpc::ServerUnaryReactor* DecisionSupportService::CheckMedicationsUnary(grpc::Ca
 
 grpc::ServerUnaryReactor* DrugCatalogService::GetDrug(grpc::CallbackServerContext* context,
                                                       const v1::GetDrugRequest* request, v1::Drug* response) {
-  if (auto caller = Authorize(*deps_.auth, context, std::nullopt, deps_.rate_limiter); !caller.ok()) {
+  if (auto caller = Authorize(deps_, context, std::nullopt); !caller.ok()) {
     return Rejected(context, caller.status());
   }
   auto* reactor = context->DefaultReactor();
@@ -425,7 +515,7 @@ grpc::ServerUnaryReactor* DrugCatalogService::GetDrug(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* DrugCatalogService::SearchDrugs(grpc::CallbackServerContext* context,
                                                           const v1::SearchDrugsRequest* request,
                                                           v1::SearchDrugsResponse* response) {
-  if (auto caller = Authorize(*deps_.auth, context, std::nullopt, deps_.rate_limiter); !caller.ok()) {
+  if (auto caller = Authorize(deps_, context, std::nullopt); !caller.ok()) {
     return Rejected(context, caller.status());
   }
   auto* reactor = context->DefaultReactor();
@@ -440,7 +530,7 @@ grpc::ServerUnaryReactor* DrugCatalogService::SearchDrugs(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* DrugCatalogService::GetKnowledgeBase(grpc::CallbackServerContext* context,
                                                                const v1::GetKnowledgeBaseRequest* request,
                                                                v1::KnowledgeBase* response) {
-  if (auto caller = Authorize(*deps_.auth, context, std::nullopt, deps_.rate_limiter); !caller.ok()) {
+  if (auto caller = Authorize(deps_, context, std::nullopt); !caller.ok()) {
     return Rejected(context, caller.status());
   }
   auto* reactor = context->DefaultReactor();
@@ -452,16 +542,20 @@ grpc::ServerUnaryReactor* DrugCatalogService::GetKnowledgeBase(grpc::CallbackSer
 grpc::ServerUnaryReactor* AdminService::ReloadKnowledgeBase(grpc::CallbackServerContext* context,
                                                             const v1::ReloadKnowledgeBaseRequest* request,
                                                             v1::ReloadKnowledgeBaseResponse* response) {
-  if (auto caller = Authorize(*deps_.auth, context, Role::kAdmin, deps_.rate_limiter); !caller.ok()) {
-    return Rejected(context, caller.status());
-  }
+  auto caller = Authorize(deps_, context, Role::kAdmin);
+  v1::AuditEvent audit = AuditOf(context, "vigil.v1.Admin/ReloadKnowledgeBase", "E", caller, "");
   auto* reactor = context->DefaultReactor();
+  if (!caller.ok()) {
+    FinishAudited(deps_.audit, std::move(audit), reactor, caller.status());
+    return reactor;
+  }
   KnowledgeBaseHolder* kb = deps_.kb;
-  deps_.admin_worker->Post([kb, reactor, response] {
+  AuditLog* log = deps_.audit;
+  deps_.admin_worker->Post([kb, log, reactor, response, audit = std::move(audit)]() mutable {
     auto reloaded = kb->Reload();
     if (!reloaded.ok()) {
       LogError("knowledge_base_reload_refused", {{"reason", std::string(reloaded.status().message())}});
-      reactor->Finish(ToGrpcStatus(reloaded.status()));
+      FinishAudited(log, std::move(audit), reactor, reloaded.status());
       return;
     }
     LogInfo("knowledge_base_reloaded", {{"previous_version", reloaded->previous_version},
@@ -470,7 +564,7 @@ grpc::ServerUnaryReactor* AdminService::ReloadKnowledgeBase(grpc::CallbackServer
     response->set_previous_version(reloaded->previous_version);
     *response->mutable_knowledge_base() = DescribeKnowledgeBase(*reloaded->kb, kb->serving_since());
     response->set_changed(reloaded->previous_version != reloaded->kb->version());
-    reactor->Finish(grpc::Status::OK);
+    FinishAudited(log, std::move(audit), reactor, absl::OkStatus());
   });
   return reactor;
 }
@@ -478,19 +572,23 @@ grpc::ServerUnaryReactor* AdminService::ReloadKnowledgeBase(grpc::CallbackServer
 grpc::ServerUnaryReactor* AdminService::ListAuditEvents(grpc::CallbackServerContext* context,
                                                         const v1::ListAuditEventsRequest* request,
                                                         v1::ListAuditEventsResponse* response) {
-  if (auto caller = Authorize(*deps_.auth, context, Role::kAdmin, deps_.rate_limiter); !caller.ok()) {
-    return Rejected(context, caller.status());
+  auto caller = Authorize(deps_, context, Role::kAdmin);
+  v1::AuditEvent record = AuditOf(context, "vigil.v1.Admin/ListAuditEvents", "R", caller, "");
+  absl::Status valid = caller.status();
+  if (valid.ok() && (request->page_size() < 0 || request->page_size() > 1000)) {
+    valid = absl::InvalidArgumentError("page_size: must be from 0 to 1000");
   }
-  if (request->page_size() < 0 || request->page_size() > 1000) {
-    return Rejected(context, absl::InvalidArgumentError("page_size: must be from 0 to 1000"));
-  }
-  if (request->after_id() < 0) {
-    return Rejected(context, absl::InvalidArgumentError("after_id: must be 0 or more"));
+  if (valid.ok() && request->after_id() < 0) {
+    valid = absl::InvalidArgumentError("after_id: must be 0 or more");
   }
   auto* reactor = context->DefaultReactor();
+  if (!valid.ok()) {
+    FinishAudited(deps_.audit, std::move(record), reactor, valid);
+    return reactor;
+  }
   Store* store = deps_.store;
   AuditLog* audit = deps_.audit;
-  deps_.admin_worker->Post([store, audit, reactor, request, response] {
+  deps_.admin_worker->Post([store, audit, reactor, request, response, record = std::move(record)]() mutable {
     // Checks do not wait for their audit records; an auditor does, so that
     // the trail shows every access that came before the read. A failing disk
     // does not block the read: what is durable is returned.
@@ -500,10 +598,28 @@ grpc::ServerUnaryReactor* AdminService::ListAuditEvents(grpc::CallbackServerCont
       reactor->Finish(ToGrpcStatus(events.status()));
       return;
     }
+    // A page stops at the count asked for or at kMaxAuditPageBytes, whichever
+    // comes first, so that an export never exceeds a client's message limit.
     response->set_next_after_id(request->after_id());
+    size_t bytes = 0;
     for (auto& e : *events) {
+      const size_t size = e.ByteSizeLong() + 8;
+      if (response->events_size() > 0 && bytes + size > kMaxAuditPageBytes) {
+        break;
+      }
+      bytes += size;
       response->set_next_after_id(e.id());
       *response->add_events() = std::move(e);
+    }
+    // The read is recorded when it returned records of anything but reads
+    // of the trail: recording those too would give an export reading to
+    // the end a new record to read every time, without end.
+    const bool only_trail_reads = std::all_of(
+        response->events().begin(), response->events().end(),
+        [](const v1::AuditEvent& e) { return e.method() == "vigil.v1.Admin/ListAuditEvents"; });
+    if (!only_trail_reads) {
+      record.set_outcome("OK");
+      audit->Record(std::move(record), nullptr);
     }
     reactor->Finish(grpc::Status::OK);
   });
@@ -561,9 +677,13 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* AlertFeedService::Subscribe(grpc::Ca
   if (patients.empty()) {
     patients = "*";
   }
-  auto caller = Authorize(*deps_.auth, context, Role::kSubscriber, deps_.rate_limiter);
-  v1::AuditEvent audit = AuditOf(context, kMethod, "E", caller->name, patients);
+  auto caller = Authorize(deps_, context, Role::kSubscriber);
+  v1::AuditEvent audit = AuditOf(context, kMethod, "E", caller, patients);
   auto reject = [this, reactor](v1::AuditEvent a, const absl::Status& status) {
+    if (Unrecorded(status)) {
+      reactor->Reject(ToGrpcStatus(status));
+      return;
+    }
     a.set_outcome(CodeName(status));
     deps_.audit->Record(std::move(a), [reactor, status](const absl::Status&) { reactor->Reject(ToGrpcStatus(status)); });
   };
@@ -608,8 +728,8 @@ grpc::ServerUnaryReactor* AlertFeedService::AcknowledgeAlert(grpc::CallbackServe
                                                              const v1::AcknowledgeAlertRequest* request,
                                                              v1::AcknowledgeAlertResponse* response) {
   constexpr char kMethod[] = "vigil.v1.AlertFeed/AcknowledgeAlert";
-  auto caller = Authorize(*deps_.auth, context, Role::kClinician, deps_.rate_limiter);
-  v1::AuditEvent audit = AuditOf(context, kMethod, "U", caller->name, "");
+  auto caller = Authorize(deps_, context, Role::kClinician);
+  v1::AuditEvent audit = AuditOf(context, kMethod, "U", caller, "");
   audit.set_alert_id(request->alert_id().substr(0, 256));
   if (!caller.ok()) {
     auto* reactor = context->DefaultReactor();
@@ -624,8 +744,9 @@ grpc::ServerUnaryReactor* AlertFeedService::AcknowledgeAlert(grpc::CallbackServe
   auto* reactor = context->DefaultReactor();
   PatientRegistry* registry = deps_.registry;
   AuditLog* log = deps_.audit;
-  deps_.db_worker->Post([registry, log, reactor, request, response, audit = std::move(audit)]() mutable {
-    auto result = registry->Acknowledge(*request);
+  const Agent agent{caller->name, caller.certificate_subject()};
+  deps_.db_worker->Post([registry, log, reactor, request, response, agent, audit = std::move(audit)]() mutable {
+    auto result = registry->Acknowledge(*request, agent);
     if (result.ok()) {
       audit.set_patient_id(result->alert().patient_id());
       *response = *std::move(result);

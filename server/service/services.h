@@ -40,6 +40,9 @@ struct ServiceDeps {
   Metrics* metrics = nullptr;
   // Per-caller request rate (may be null: no limit).
   RateLimiter* rate_limiter = nullptr;
+  // Failed calls (no valid token, missing role) allowed per peer address
+  // (may be null: no limit); past it calls are refused unrecorded.
+  RateLimiter* failure_limiter = nullptr;
   // Most open subscriptions; past it Subscribe fails with RESOURCE_EXHAUSTED.
   size_t max_subscribers = 1000;
 };

@@ -27,7 +27,29 @@ AuditLog::~AuditLog() {
   thread_.join();
 }
 
+namespace {
+
+// `text` cut to at most `max` bytes without splitting a UTF-8 character.
+void Truncate(std::string* text, size_t max) {
+  if (text->size() <= max) {
+    return;
+  }
+  size_t end = max;
+  while (end > 0 && (static_cast<unsigned char>((*text)[end]) & 0xC0) == 0x80) {
+    --end;
+  }
+  text->resize(end);
+}
+
+}  // namespace
+
 void AuditLog::Record(v1::AuditEvent event, std::function<void(const absl::Status&)> done) {
+  for (std::string* field : {event.mutable_action(), event.mutable_method(), event.mutable_agent(),
+                             event.mutable_peer(), event.mutable_patient_id(), event.mutable_outcome(),
+                             event.mutable_alert_id(), event.mutable_access_time(),
+                             event.mutable_certificate_subject()}) {
+    Truncate(field, kMaxFieldBytes);
+  }
   std::function<void(const absl::Status&)> overflow;
   {
     absl::MutexLock lock(&mu_);

@@ -36,6 +36,10 @@ class AuditLog {
  public:
   static constexpr absl::Duration kBatchWindow = absl::Milliseconds(5);
   static constexpr size_t kMaxBatch = 1024;
+  // Every string of a record (ids, method, agent, peer, certificate
+  // subject) is cut to this many bytes, on a UTF-8 character boundary, so
+  // that callers cannot grow the trail with long ids.
+  static constexpr size_t kMaxFieldBytes = 256;
 
   explicit AuditLog(Store* store, size_t max_pending = 100000);
   // Writes what is queued (one last attempt), then stops.

@@ -64,6 +64,12 @@ CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 
     R"sql(
 CREATE INDEX events_by_patient ON events(patient_id);
 )sql",
+    // 3 -> 4: the audit trail records when the call came and the client
+    // certificate's subject.
+    R"sql(
+ALTER TABLE audit ADD COLUMN access_time TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit ADD COLUMN certificate_subject TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 std::string Now() { return absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()); }
@@ -553,12 +559,13 @@ absl::Status SqliteStore::AppendAudit(const std::vector<v1::AuditEvent>& events)
   }
   const std::string now = Now();
   // Prepared once for the batch (a group commit can hold a thousand records).
-  Statement insert(statements_.get(), "INSERT INTO audit(recorded_time, action, method, agent, peer, patient_id, outcome, alert_id) "
-                        "VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
+  Statement insert(statements_.get(), "INSERT INTO audit(recorded_time, action, method, agent, peer, patient_id, outcome, alert_id, "
+                        "access_time, certificate_subject) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   for (const auto& e : events) {
     insert.Reset();
     insert.Bind(1, now).Bind(2, e.action()).Bind(3, e.method()).Bind(4, e.agent()).Bind(5, e.peer())
-        .Bind(6, e.patient_id()).Bind(7, e.outcome()).Bind(8, e.alert_id());
+        .Bind(6, e.patient_id()).Bind(7, e.outcome()).Bind(8, e.alert_id())
+        .Bind(9, e.access_time().empty() ? now : e.access_time()).Bind(10, e.certificate_subject());
     if (const int rc = insert.Step(); rc != SQLITE_DONE) {
       auto status = StatusFor(rc, db_, path_, "cannot append to the audit trail");
       Exec("ROLLBACK").IgnoreError();
@@ -574,7 +581,8 @@ absl::Status SqliteStore::AppendAudit(const std::vector<v1::AuditEvent>& events)
 
 absl::StatusOr<std::vector<v1::AuditEvent>> SqliteStore::ReadAudit(int64_t after_id, int limit) {
   absl::MutexLock lock(&mu_);
-  Statement st(statements_.get(), "SELECT id, recorded_time, action, method, agent, peer, patient_id, outcome, alert_id FROM audit "
+  Statement st(statements_.get(), "SELECT id, recorded_time, action, method, agent, peer, patient_id, outcome, alert_id, access_time, "
+                    "certificate_subject FROM audit "
                     "WHERE id > ? ORDER BY id LIMIT ?");
   st.Bind(1, after_id).Bind(2, static_cast<int64_t>(limit));
   std::vector<v1::AuditEvent> out;
@@ -590,6 +598,8 @@ absl::StatusOr<std::vector<v1::AuditEvent>> SqliteStore::ReadAudit(int64_t after
     e.set_patient_id(st.Text(6));
     e.set_outcome(st.Text(7));
     e.set_alert_id(st.Text(8));
+    e.set_access_time(st.Text(9));
+    e.set_certificate_subject(st.Text(10));
   }
   if (rc != SQLITE_DONE) {
     return StatusFor(rc, db_, path_, "cannot read the audit trail");

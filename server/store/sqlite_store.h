@@ -20,7 +20,7 @@ class SqliteStore final : public Store {
  public:
   // The schema version this build writes. Older files are migrated in place
   // when opened; a file from a newer version is refused.
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens (creating if needed) and migrates the database at `path`.
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
