@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -837,6 +838,79 @@ TEST(MetricsBoundsTest, UnknownMethodsShareOneLabel) {
       << scrape.output;
   EXPECT_EQ(scrape.output.find("Bogus"), std::string::npos);
   EXPECT_LT(scrape.output.size(), 64u * 1024);
+}
+
+}  // namespace
+}  // namespace vigil
+
+namespace vigil {
+namespace {
+
+// The status code of a reflection request on `channel`.
+grpc::StatusCode ReflectionCode(const std::shared_ptr<grpc::Channel>& channel) {
+  auto stub = grpc::reflection::v1alpha::ServerReflection::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  auto stream = stub->ServerReflectionInfo(&context);
+  grpc::reflection::v1alpha::ServerReflectionRequest request;
+  request.set_list_services("");
+  stream->Write(request);
+  stream->WritesDone();
+  grpc::reflection::v1alpha::ServerReflectionResponse response;
+  while (stream->Read(&response)) {
+  }
+  return stream->Finish().error_code();
+}
+
+grpc::StatusCode HealthCode(const std::shared_ptr<grpc::Channel>& channel,
+                            grpc::health::v1::HealthCheckResponse* response) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  return grpc::health::v1::Health::NewStub(channel)
+      ->Check(&context, grpc::health::v1::HealthCheckRequest(), response)
+      .error_code();
+}
+
+// The manifests' probe path (deploy/k8s/deployment.yaml probes
+// --health_listen; scripts/check-deploy.sh checks that they agree) against
+// a real TLS server: the kubelet's plaintext gRPC probe gets an answer, and
+// that listener serves nothing but health. Reflection is off once tokens
+// are configured.
+TEST(DeployProbeTest, APlaintextHealthOnlyListenerAnswersProbesBesideTls) {
+  Pki pki;
+  ASSERT_TRUE(pki.ok());
+  ServerProcess server({absl::StrCat("--tls_cert=", pki.path("server.pem")),
+                        absl::StrCat("--tls_key=", pki.path("server.key")),
+                        absl::StrCat("--tokens_file=", pki.path("tokens")), "--health_listen=127.0.0.1:0"});
+  ASSERT_TRUE(server.ok()) << server.log();
+  const size_t at = server.log().find("\"event\":\"health_listening\"");
+  ASSERT_NE(at, std::string::npos) << server.log();
+  const size_t port_at = server.log().find("\"port\":\"", at) + 8;
+  const std::string port = server.log().substr(port_at, server.log().find('"', port_at) - port_at);
+  auto probe = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
+  grpc::health::v1::HealthCheckResponse health;
+  ASSERT_EQ(HealthCode(probe, &health), grpc::StatusCode::OK);
+  EXPECT_EQ(health.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  // Nothing else on that port, even with a valid token.
+  EXPECT_EQ(GetKb(probe, "ehr-token").error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(ReflectionCode(probe), grpc::StatusCode::UNIMPLEMENTED);
+  // A plaintext probe of the TLS listener (what the manifests did before)
+  // gets no answer.
+  auto plaintext_main = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  EXPECT_NE(HealthCode(plaintext_main, &health), grpc::StatusCode::OK);
+  // The TLS listener serves the API; reflection is off with tokens.
+  auto tls = TlsChannel(server, pki);
+  EXPECT_TRUE(GetKb(tls, "ehr-token").ok());
+  EXPECT_EQ(ReflectionCode(tls), grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST(DeployProbeTest, ReflectionCanBeTurnedOnWithTokens) {
+  Pki pki;
+  ASSERT_TRUE(pki.ok());
+  ServerProcess server({absl::StrCat("--tokens_file=", pki.path("tokens")), "--reflection=true"});
+  ASSERT_TRUE(server.ok()) << server.log();
+  EXPECT_EQ(ReflectionCode(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials())),
+            grpc::StatusCode::OK);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <sstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -20,6 +21,8 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
+#include "grpcpp/impl/server_builder_option.h"
+#include "grpcpp/impl/server_builder_plugin.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -74,11 +77,31 @@ ABSL_FLAG(double, failed_call_rate, 2,
           "0: no limit.");
 ABSL_FLAG(double, failed_call_burst, 20, "Burst of failed calls allowed per peer address above the rate.");
 ABSL_FLAG(int, max_subscribers, 1000, "Most open alert-feed subscriptions.");
+ABSL_FLAG(std::string, health_listen, "",
+          "HOST:PORT of a plaintext listener that serves grpc.health.v1 and nothing else, for probes that cannot "
+          "speak TLS (the Kubernetes gRPC probe); it reports the same status as the main listener. Empty: none.");
+ABSL_FLAG(std::optional<bool>, reflection, std::nullopt,
+          "Serve gRPC server reflection (it lists the API to anyone who can connect, without a token). Default: on "
+          "in development mode, off when --tokens_file is given.");
 ABSL_FLAG(int, max_concurrent_streams, 200, "Most concurrent calls on one client connection.");
 ABSL_FLAG(int, max_message_bytes, 4 * 1024 * 1024, "Largest request message accepted.");
 ABSL_FLAG(int, shutdown_grace_seconds, 10, "On SIGTERM/SIGINT, how long calls in flight may take to finish.");
 
 namespace {
+
+// Removes gRPC's server-reflection plugin from a builder. Linking the
+// reflection library registers the plugin for every builder of the process;
+// this option takes it off one (the health-only listener, and the main one
+// unless --reflection).
+class WithoutReflection final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [](const auto& p) { return p->name() == "proto_server_reflection"; }),
+                   plugins->end());
+  }
+};
 
 bool IsLoopback(const std::string& address) {
   return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
@@ -286,8 +309,36 @@ int main(int argc, char** argv) {
   vigil::AdminService admin(deps);
 
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // The health-only listener serves grpc.health.v1 alone.
+  std::unique_ptr<grpc::Server> health_server;
+  grpc::CallbackGenericService health_only_rest;
+  const std::string health_listen = absl::GetFlag(FLAGS_health_listen);
+  if (!health_listen.empty()) {
+    grpc::ServerBuilder health_builder;
+    health_builder.SetOption(std::make_unique<WithoutReflection>());
+    // Every other method gets UNIMPLEMENTED from gRPC's generic service
+    // (which also gives the server the callback queue it polls).
+    health_builder.RegisterCallbackGenericService(&health_only_rest);
+    int health_port = 0;
+    health_builder.AddListeningPort(health_listen, grpc::InsecureServerCredentials(), &health_port);
+    health_builder.SetMaxReceiveMessageSize(4096);
+    health_server = health_builder.BuildAndStart();
+    if (health_server == nullptr || health_port == 0) {
+      vigil::LogError("listen_failed", {{"address", health_listen}});
+      return 1;
+    }
+    const std::string health_host = health_listen.substr(0, health_listen.rfind(':'));
+    vigil::LogInfo("health_listening",
+                   {{"address", absl::StrCat(health_host, ":", health_port)}, {"port", absl::StrCat(health_port)}});
+  }
+  const bool reflection = absl::GetFlag(FLAGS_reflection).value_or(auth.development_mode());
+  if (reflection) {
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  }
   grpc::ServerBuilder builder;
+  if (!reflection) {
+    builder.SetOption(std::make_unique<WithoutReflection>());
+  }
   int port = 0;
   builder.AddListeningPort(listen, credentials, &port);
   builder.RegisterService(&decision_support);
@@ -310,7 +361,20 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto* health = server->GetHealthCheckService();
-  health->SetServingStatus(true);
+  // Every status goes to the health-only listener too.
+  auto set_serving = [health, &health_server](const std::string& service, bool serving) {
+    for (auto* h : {health, health_server == nullptr ? nullptr : health_server->GetHealthCheckService()}) {
+      if (h == nullptr) {
+        continue;
+      }
+      if (service.empty()) {
+        h->SetServingStatus(serving);
+      } else {
+        h->SetServingStatus(service, serving);
+      }
+    }
+  };
+  set_serving("", true);
   // The database-backed services follow the database's health; checks and
   // the drug catalog keep serving without it.
   std::atomic<bool> stopping{false};
@@ -320,7 +384,7 @@ int main(int argc, char** argv) {
       const bool ok = (*store)->Health().ok();
       if (ok != last) {
         for (const char* service : {"vigil.v1.Patients", "vigil.v1.AlertFeed"}) {
-          health->SetServingStatus(service, ok);
+          set_serving(service, ok);
         }
         if (ok) {
           vigil::LogInfo("database_healthy", {});
@@ -390,7 +454,7 @@ int main(int argc, char** argv) {
     }
   }
   vigil::LogInfo("shutting_down", {{"signal", absl::StrCat(signal_number)}});
-  health->SetServingStatus(false);
+  set_serving("", false);
   stopping = true;
   db_monitor.join();
   // Subscribers are told to resume elsewhere before the listener closes.
@@ -409,6 +473,10 @@ int main(int argc, char** argv) {
   // A call that arrived meanwhile still gets a moment.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
   server->Wait();
+  if (health_server != nullptr) {
+    health_server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
+    health_server->Wait();
+  }
   if (metrics_thread.joinable()) {
     metrics_http.stop();
     metrics_thread.join();
