@@ -30,7 +30,18 @@ fi
 WORK="$(mktemp -d)"
 SERVER_PID=""
 cleanup() {
-  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  local status=$?
+  if [ -n "$SERVER_PID" ]; then
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      echo "bench: the server exited during the run; its log ends:" >&2
+      tail -20 "$WORK/server.log" >&2 || true
+    fi
+    kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  if [ "$status" != 0 ] && [ -f "$WORK/server.log" ]; then
+    echo "bench: failed (status $status); the server's log ends:" >&2
+    tail -20 "$WORK/server.log" >&2 || true
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -911,6 +912,74 @@ TEST(DeployProbeTest, ReflectionCanBeTurnedOnWithTokens) {
   ASSERT_TRUE(server.ok()) << server.log();
   EXPECT_EQ(ReflectionCode(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials())),
             grpc::StatusCode::OK);
+}
+
+}  // namespace
+}  // namespace vigil
+
+namespace vigil {
+namespace {
+
+// Opens a subscription with `token` and reads its first message; returns
+// the status when refused, OK when admitted (the stream stays open in
+// `*reader` until its context is cancelled).
+grpc::StatusCode OpenSubscription(const std::shared_ptr<grpc::Channel>& channel, const std::string& token,
+                                  grpc::ClientContext* context,
+                                  std::unique_ptr<grpc::ClientReader<v1::SubscribeResponse>>* reader) {
+  context->AddMetadata("authorization", "Bearer " + token);
+  v1::SubscribeRequest request;
+  request.set_heartbeat_interval_seconds(1);
+  *reader = v1::AlertFeed::NewStub(channel)->Subscribe(context, request);
+  v1::SubscribeResponse response;
+  if ((*reader)->Read(&response)) {
+    return grpc::StatusCode::OK;
+  }
+  return (*reader)->Finish().error_code();
+}
+
+TEST(LimitsTest, OneCallerCannotTakeEverySubscriptionSlot) {
+  Pki pki;
+  ASSERT_TRUE(pki.ok());
+  ServerProcess server({absl::StrCat("--tokens_file=", pki.path("tokens")), "--max_subscribers=10",
+                        "--max_subscriptions_per_caller=3"});
+  ASSERT_TRUE(server.ok()) << server.log();
+  auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::SubscribeResponse>>> readers;
+  auto open = [&](const std::string& token) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    readers.emplace_back();
+    const auto code = OpenSubscription(channel, token, contexts.back().get(), &readers.back());
+    if (code != grpc::StatusCode::OK) {
+      readers.back().reset();  // finished already
+    }
+    return code;
+  };
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(open("sub-token"), grpc::StatusCode::OK) << i;
+  }
+  EXPECT_EQ(open("sub-token"), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // Another caller still gets a slot.
+  EXPECT_EQ(open("clin-token"), grpc::StatusCode::OK);
+  // Closing one of the first caller's subscriptions gives its slot back.
+  contexts[0]->TryCancel();
+  readers[0]->Finish();
+  bool reopened = false;
+  for (int i = 0; i < 50 && !reopened; ++i) {
+    reopened = open("sub-token") == grpc::StatusCode::OK;
+    if (!reopened) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  EXPECT_TRUE(reopened);
+  for (size_t i = 1; i < contexts.size(); ++i) {
+    contexts[i]->TryCancel();
+  }
+  for (size_t i = 1; i < readers.size(); ++i) {
+    if (readers[i] != nullptr) {
+      readers[i]->Finish();
+    }
+  }
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// Per-caller request rate limits: a token bucket per caller name.
+// Per-caller limits: a token bucket of requests per caller name, and the
+// slots (subscriptions) each caller may hold at once.
 #ifndef VIGIL_SERVER_SECURITY_RATE_LIMITER_H_
 #define VIGIL_SERVER_SECURITY_RATE_LIMITER_H_
 
@@ -48,6 +49,41 @@ class RateLimiter {
   const double burst_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(mu_);
+};
+
+// Slots each caller may hold at once (open subscriptions), so that one
+// caller cannot take every slot the server has.
+class CallerSlots {
+ public:
+  // `per_caller` slots for each caller; 0 disables the limit.
+  explicit CallerSlots(size_t per_caller) : per_caller_(per_caller) {}
+
+  // Takes a slot for `caller`: OK, or RESOURCE_EXHAUSTED when it holds
+  // its maximum already.
+  absl::Status Acquire(const std::string& caller) {
+    absl::MutexLock lock(&mu_);
+    size_t& held = held_[caller];
+    if (per_caller_ > 0 && held >= per_caller_) {
+      return absl::ResourceExhaustedError(absl::StrCat("caller '", caller, "' holds its maximum of ", per_caller_,
+                                                       " subscriptions; close one or retry later"));
+    }
+    ++held;
+    return absl::OkStatus();
+  }
+
+  // Gives back a slot taken by Acquire.
+  void Release(const std::string& caller) {
+    absl::MutexLock lock(&mu_);
+    auto it = held_.find(caller);
+    if (it != held_.end() && --it->second == 0) {
+      held_.erase(it);
+    }
+  }
+
+ private:
+  const size_t per_caller_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, size_t> held_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace vigil

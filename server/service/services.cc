@@ -282,6 +282,9 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   // thread, and the call's OnDone would delete the reactor while Begin is
   // still attaching and kicking. `beginning_` keeps the reactor alive until
   // Begin is done with it: OnDone then leaves the deletion to Begin.
+  // Runs once the call is over (gives back the caller's slot).
+  void OnRelease(std::function<void()> release) { on_release_ = std::move(release); }
+
   void Begin(std::shared_ptr<Subscription> sub) {
     bool cancelled = false;
     {
@@ -369,8 +372,12 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
       sub_->Detach();
       hub_->Unsubscribe(sub_.get());
     }
+    if (on_release_) {
+      on_release_();
+    }
     delete this;
   }
+  std::function<void()> on_release_;
 
   void Kick() {
     std::optional<grpc::Status> finish;
@@ -699,6 +706,13 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* AlertFeedService::Subscribe(grpc::Ca
     reject(std::move(audit), absl::ResourceExhaustedError(absl::StrCat(
                                  "the server has its maximum of ", deps_.max_subscribers, " subscriptions; retry later")));
     return reactor;
+  }
+  if (deps_.subscription_slots != nullptr) {
+    if (auto st = deps_.subscription_slots->Acquire(caller->name); !st.ok()) {
+      reject(std::move(audit), st);
+      return reactor;
+    }
+    reactor->OnRelease([slots = deps_.subscription_slots, name = caller->name] { slots->Release(name); });
   }
   EventFilter filter;
   filter.patient_ids.insert(request->patient_ids().begin(), request->patient_ids().end());

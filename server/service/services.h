@@ -45,6 +45,8 @@ struct ServiceDeps {
   RateLimiter* failure_limiter = nullptr;
   // Most open subscriptions; past it Subscribe fails with RESOURCE_EXHAUSTED.
   size_t max_subscribers = 1000;
+  // Subscriptions each caller may hold (may be null: no per-caller limit).
+  CallerSlots* subscription_slots = nullptr;
 };
 
 class DecisionSupportService final : public v1::DecisionSupport::CallbackService {
