@@ -51,12 +51,13 @@ class RateLimiter {
   absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(mu_);
 };
 
-// Slots each caller may hold at once (open subscriptions), so that one
-// caller cannot take every slot the server has.
+// Slots each caller may hold at once (open subscriptions, checks in
+// flight), so that one caller cannot take every slot the server has.
 class CallerSlots {
  public:
-  // `per_caller` slots for each caller; 0 disables the limit.
-  explicit CallerSlots(size_t per_caller) : per_caller_(per_caller) {}
+  // `per_caller` slots for each caller; 0 disables the limit. `what` names
+  // a slot in messages ("subscriptions").
+  CallerSlots(size_t per_caller, std::string what) : per_caller_(per_caller), what_(std::move(what)) {}
 
   // Takes a slot for `caller`: OK, or RESOURCE_EXHAUSTED when it holds
   // its maximum already.
@@ -65,7 +66,7 @@ class CallerSlots {
     size_t& held = held_[caller];
     if (per_caller_ > 0 && held >= per_caller_) {
       return absl::ResourceExhaustedError(absl::StrCat("caller '", caller, "' holds its maximum of ", per_caller_,
-                                                       " subscriptions; close one or retry later"));
+                                                       " ", what_, "; retry later"));
     }
     ++held;
     return absl::OkStatus();
@@ -82,6 +83,7 @@ class CallerSlots {
 
  private:
   const size_t per_caller_;
+  const std::string what_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, size_t> held_ ABSL_GUARDED_BY(mu_);
 };

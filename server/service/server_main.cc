@@ -77,6 +77,9 @@ ABSL_FLAG(double, failed_call_rate, 2,
           "0: no limit.");
 ABSL_FLAG(double, failed_call_burst, 20, "Burst of failed calls allowed per peer address above the rate.");
 ABSL_FLAG(int, max_subscribers, 1000, "Most open alert-feed subscriptions.");
+ABSL_FLAG(int, max_checks_per_caller, 64,
+          "Most checks one caller (token) may have in flight at once, over all its connections, so that one "
+          "caller cannot take every concurrent stream; 0: no limit. Not applied in development mode.");
 ABSL_FLAG(int, max_subscriptions_per_caller, 100,
           "Most open alert-feed subscriptions of one caller (token), so that one caller cannot take every slot; "
           "0: no per-caller limit. Not applied in development mode.");
@@ -272,8 +275,11 @@ int main(int argc, char** argv) {
   deps.failure_limiter = &failure_limiter;
   deps.max_subscribers = static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_subscribers)));
   vigil::CallerSlots subscription_slots(
-      static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_subscriptions_per_caller))));
+      static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_subscriptions_per_caller))), "subscriptions");
   deps.subscription_slots = auth.development_mode() ? nullptr : &subscription_slots;
+  vigil::CallerSlots check_slots(static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_checks_per_caller))),
+                                 "checks in flight");
+  deps.check_slots = auth.development_mode() ? nullptr : &check_slots;
   metrics.AddGauge("vigil_subscribers", "Open alert-feed subscriptions.",
                    [&hub] { return std::vector<std::pair<std::string, double>>{{"", static_cast<double>(hub.subscriber_count())}}; });
   metrics.AddGauge("vigil_subscriber_queued_events", "Events queued for subscribers, summed.",

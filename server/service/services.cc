@@ -431,7 +431,12 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
                                       v1::CheckMedicationsResult* result,
                                       std::function<void(const absl::Status&)> done) {
   const std::string patient_id = request->patient_id().empty() ? request->patient().id() : request->patient_id();
-  auto finish = [this, result, done = std::move(done)](v1::AuditEvent audit, const absl::Status& status) {
+  // The caller whose check slot this check holds, once it has one.
+  auto slot = std::make_shared<std::string>();
+  auto finish = [this, result, slot, done = std::move(done)](v1::AuditEvent audit, const absl::Status& status) {
+    if (!slot->empty()) {
+      deps_.check_slots->Release(*slot);
+    }
     if (Unrecorded(status)) {
       done(status);
       return;
@@ -453,6 +458,13 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
   if (!caller.ok()) {
     finish(std::move(audit), caller.status());
     return;
+  }
+  if (deps_.check_slots != nullptr) {
+    if (auto st = deps_.check_slots->Acquire(caller->name); !st.ok()) {
+      finish(std::move(audit), st);
+      return;
+    }
+    *slot = caller->name;
   }
   if (auto status = ValidateCheckRequest(*request); !status.ok()) {
     finish(std::move(audit), status);

@@ -47,6 +47,8 @@ struct ServiceDeps {
   size_t max_subscribers = 1000;
   // Subscriptions each caller may hold (may be null: no per-caller limit).
   CallerSlots* subscription_slots = nullptr;
+  // Checks each caller may have in flight (may be null: no limit).
+  CallerSlots* check_slots = nullptr;
 };
 
 class DecisionSupportService final : public v1::DecisionSupport::CallbackService {
