@@ -275,6 +275,10 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
  public:
   SubscribeReactor(grpc::CallbackServerContext* context, EventHub* hub) : context_(context), hub_(hub) {}
 
+  // Runs once the call is over (gives back the caller's slot). Set before
+  // Begin or Reject.
+  void OnRelease(std::function<void()> release) { on_release_ = std::move(release); }
+
   // Begin and Reject may run on another thread after the call was
   // cancelled: the reactor then finishes here (OnCancel defers to them).
   //
@@ -282,9 +286,6 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   // thread, and the call's OnDone would delete the reactor while Begin is
   // still attaching and kicking. `beginning_` keeps the reactor alive until
   // Begin is done with it: OnDone then leaves the deletion to Begin.
-  // Runs once the call is over (gives back the caller's slot).
-  void OnRelease(std::function<void()> release) { on_release_ = std::move(release); }
-
   void Begin(std::shared_ptr<Subscription> sub) {
     bool cancelled = false;
     {
