@@ -111,22 +111,6 @@ std::string Describe(const ProcessStats& s) {
   return absl::StrCat(s.threads, " threads, ", s.rss_kib, " KiB resident, ", s.fds, " descriptors");
 }
 
-// The port of the server's Prometheus endpoint, from its log.
-int MetricsPort(const ServerProcess& server) {
-  const std::string& log = server.log();
-  const size_t at = log.find("\"event\":\"metrics_listening\"");
-  if (at == std::string::npos) {
-    return 0;
-  }
-  const size_t port_at = log.find("\"port\":\"", at);
-  if (port_at == std::string::npos) {
-    return 0;
-  }
-  const size_t end = log.find('"', port_at + 8);
-  int port = 0;
-  return absl::SimpleAtoi(log.substr(port_at + 8, end - port_at - 8), &port) ? port : 0;
-}
-
 // Sums the samples of the metric lines that start with `prefix` (a name, or
 // a name with the start of its labels); nullopt when the scrape failed or no
 // line matched.
@@ -225,7 +209,7 @@ class HostileClientsTest : public ::testing::Test {
     args.push_back("--metrics_listen=127.0.0.1:0");
     server_ = std::make_unique<ServerProcess>(args);
     ASSERT_TRUE(server_->ok()) << server_->log();
-    metrics_port_ = MetricsPort(*server_);
+    metrics_port_ = server_->LoggedPort("metrics_listening");
     ASSERT_GT(metrics_port_, 0) << server_->log();
     channel_ = OwnChannel(server_->address());
     check_ = v1::DecisionSupport::NewStub(channel_);

@@ -4,8 +4,6 @@
 // clean.
 #include <signal.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -20,18 +18,12 @@
 namespace vigil {
 namespace {
 
+using ::vigil::testing::FileBytes;
 using ::vigil::testing::From;
 using ::vigil::testing::MakePatient;
 using ::vigil::testing::ServerProcess;
 using ::vigil::testing::Subscriber;
 using ::vigil::testing::TempDir;
-
-std::string FileBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
 
 std::chrono::system_clock::time_point Soon() { return std::chrono::system_clock::now() + std::chrono::seconds(30); }
 

@@ -21,6 +21,7 @@
 #include "server/common/text.h"
 #include "tests/feed_client.h"
 #include "tests/server_process.h"
+#include "tests/test_util.h"
 #include "vigil/v1/admin.grpc.pb.h"
 #include "vigil/v1/alert_feed.grpc.pb.h"
 #include "vigil/v1/decision_support.grpc.pb.h"
@@ -31,15 +32,9 @@ namespace vigil {
 namespace {
 
 namespace fs = std::filesystem;
+using ::vigil::testing::FileBytes;
 using ::vigil::testing::RunCommand;
 using ::vigil::testing::ServerProcess;
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 // A CA, a server certificate for "localhost", a client certificate, and a
 // client certificate from another CA; plus a tokens file.
@@ -79,10 +74,10 @@ class Pki {
 std::shared_ptr<grpc::Channel> TlsChannel(const ServerProcess& server, const Pki& pki, const std::string& cert = "",
                                           const std::string& key = "") {
   grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = Read(pki.path("ca.pem"));
+  ssl.pem_root_certs = FileBytes(pki.path("ca.pem"));
   if (!cert.empty()) {
-    ssl.pem_cert_chain = Read(pki.path(cert));
-    ssl.pem_private_key = Read(pki.path(key));
+    ssl.pem_cert_chain = FileBytes(pki.path(cert));
+    ssl.pem_private_key = FileBytes(pki.path(key));
   }
   grpc::ChannelArguments args;
   args.SetSslTargetNameOverride("localhost");
@@ -505,10 +500,8 @@ namespace {
 TEST(MetricsTest, PrometheusEndpointCountsRpcsAndAlerts) {
   ServerProcess server({"--metrics_listen=127.0.0.1:0"});
   ASSERT_TRUE(server.ok()) << server.log();
-  const size_t at = server.log().find("\"event\":\"metrics_listening\"");
-  ASSERT_NE(at, std::string::npos) << server.log();
-  const size_t port_at = server.log().find("\"port\":\"", at) + 8;
-  const std::string port = server.log().substr(port_at, server.log().find('"', port_at) - port_at);
+  const int port = server.LoggedPort("metrics_listening");
+  ASSERT_GT(port, 0) << server.log();
   const auto check = RunCommand({VIGIL_CLIENT_BIN, absl::StrCat("--server=", server.address()), "check", "--egfr=20",
                                  "silperisone"});
   ASSERT_EQ(check.exit_code, 2) << check.output;
@@ -808,10 +801,8 @@ TEST(FloodTest, AnAuditExportPagesBySizeAsWellAsCount) {
 TEST(MetricsBoundsTest, UnknownMethodsShareOneLabel) {
   ServerProcess server({"--metrics_listen=127.0.0.1:0"});
   ASSERT_TRUE(server.ok()) << server.log();
-  const size_t at = server.log().find("\"event\":\"metrics_listening\"");
-  ASSERT_NE(at, std::string::npos) << server.log();
-  const size_t port_at = server.log().find("\"port\":\"", at) + 8;
-  const std::string port = server.log().substr(port_at, server.log().find('"', port_at) - port_at);
+  const int port = server.LoggedPort("metrics_listening");
+  ASSERT_GT(port, 0) << server.log();
   auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
   grpc::GenericStub generic(channel);
   for (int i = 0; i < 50; ++i) {
@@ -884,10 +875,8 @@ TEST(DeployProbeTest, APlaintextHealthOnlyListenerAnswersProbesBesideTls) {
                         absl::StrCat("--tls_key=", pki.path("server.key")),
                         absl::StrCat("--tokens_file=", pki.path("tokens")), "--health_listen=127.0.0.1:0"});
   ASSERT_TRUE(server.ok()) << server.log();
-  const size_t at = server.log().find("\"event\":\"health_listening\"");
-  ASSERT_NE(at, std::string::npos) << server.log();
-  const size_t port_at = server.log().find("\"port\":\"", at) + 8;
-  const std::string port = server.log().substr(port_at, server.log().find('"', port_at) - port_at);
+  const int port = server.LoggedPort("health_listening");
+  ASSERT_GT(port, 0) << server.log();
   auto probe = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
   grpc::health::v1::HealthCheckResponse health;
   ASSERT_EQ(HealthCode(probe, &health), grpc::StatusCode::OK);

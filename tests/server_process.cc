@@ -105,6 +105,20 @@ ServerProcess::~ServerProcess() {
 
 std::string ServerProcess::address() const { return absl::StrCat("127.0.0.1:", port_); }
 
+int ServerProcess::LoggedPort(const std::string& event) const {
+  const size_t at = log_.find(absl::StrCat("\"event\":\"", event, "\""));
+  if (at == std::string::npos) {
+    return 0;
+  }
+  const size_t port_at = log_.find("\"port\":\"", at);
+  if (port_at == std::string::npos) {
+    return 0;
+  }
+  const size_t end = log_.find('"', port_at + 8);
+  int port = 0;
+  return absl::SimpleAtoi(log_.substr(port_at + 8, end - port_at - 8), &port) ? port : 0;
+}
+
 void ServerProcess::Signal(int signal) {
   if (pid_ > 0) {
     kill(pid_, signal);

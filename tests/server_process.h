@@ -24,6 +24,9 @@ class ServerProcess {
   std::string address() const;
   // Everything the server logged so far (read when it stops).
   const std::string& log() const { return log_; }
+  // The port a "..._listening" event of the log names ("metrics_listening",
+  // "health_listening"); 0 when the log has no such event.
+  int LoggedPort(const std::string& event) const;
 
   // Sends `signal` without waiting.
   void Signal(int signal);

@@ -4,9 +4,6 @@
 
 #include <sqlite3.h>
 
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -16,6 +13,7 @@ namespace vigil {
 namespace {
 
 using ::vigil::testing::Exec;
+using ::vigil::testing::FileBytes;
 using ::vigil::testing::TempDir;
 
 PatientChange PutChange(const std::string& id, int64_t revision, int events) {
@@ -98,14 +96,6 @@ PRAGMA user_version = 1;
   EXPECT_EQ((*store)->schema_version(), SqliteStore::kSchemaVersion);
   EXPECT_EQ(*(*store)->LatestEventNumber(), 1);
   EXPECT_TRUE((*store)->AppendAudit({v1::AuditEvent()}).ok());
-}
-
-// The bytes of `path`, or empty when it does not exist.
-std::string FileBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
 }
 
 TEST(SqliteStoreTest, DeleteErasesTheContextAlertsAndEventContent) {

@@ -5,12 +5,20 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/kb/loader.h"
 
 namespace vigil::testing {
+
+std::string FileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
 
 void Exec(const std::string& path, const char* sql) {
   sqlite3* db = nullptr;

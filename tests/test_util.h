@@ -18,6 +18,9 @@ namespace vigil::testing {
 // (as another process would), failing the test on an error.
 void Exec(const std::string& path, const char* sql);
 
+// The bytes of the file at `path`; empty when it cannot be read.
+std::string FileBytes(const std::string& path);
+
 inline constexpr char kIcd10Cm[] = "http://hl7.org/fhir/sid/icd-10-cm";
 inline constexpr char kSnomed[] = "http://snomed.info/sct";
 inline constexpr char kLoinc[] = "http://loinc.org";

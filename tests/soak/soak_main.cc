@@ -58,6 +58,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/store/store.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -262,19 +263,9 @@ uint64_t Digest(const v1::AlertEvent& event) {
 }
 
 // The digest of what an event keeps once its patient is deleted
-// (AlertEvent.erased): a delivery before the deletion and one after it are
-// the same event when these agree.
-uint64_t TombstoneDigest(const v1::AlertEvent& event) {
-  v1::AlertEvent t;
-  t.set_type(event.type());
-  t.set_patient_id(event.patient_id());
-  t.set_event_time(event.event_time());
-  t.mutable_alert()->set_id(event.alert().id());
-  t.mutable_alert()->set_kind(event.alert().kind());
-  t.mutable_alert()->set_severity(event.alert().severity());
-  t.set_erased(true);
-  return Digest(t);
-}
+// (AlertEvent.erased, the store's Tombstone): a delivery before the deletion
+// and one after it are the same event when these agree.
+uint64_t TombstoneDigest(const v1::AlertEvent& event) { return Digest(Tombstone(event)); }
 
 // An event of the reference subscriber, with what the checks need.
 struct EventRecord {
