@@ -8,7 +8,7 @@ PACKAGES=(
   cmake make g++ pkg-config openssl sqlite3 curl python3 python3-yaml
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc
   libprotobuf-dev protobuf-compiler
-  libabsl-dev libssl-dev libsqlite3-dev libcpp-httplib-dev
+  libabsl-dev libssl-dev libsqlite3-dev libcpp-httplib-dev libicu-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
 )

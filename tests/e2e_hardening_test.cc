@@ -160,23 +160,52 @@ TEST(HardeningTest, PatientIdsThatLookAlikeAreOnePatientOrAnError) {
   ServerProcess server({});
   ASSERT_TRUE(server.ok()) << server.log();
   auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
-  auto put = [&](const std::string& id) {
+  auto put = [&](const std::string& id, const std::string& drug, v1::PutPatientResponse* response) {
     grpc::ClientContext context;
     v1::PutPatientRequest request;
     request.mutable_patient()->set_id(id);
-    request.mutable_patient()->add_medications()->set_drug("silperisone");
-    v1::PutPatientResponse response;
-    return v1::Patients::NewStub(channel)->PutPatient(&context, request, &response);
+    request.mutable_patient()->add_medications()->set_drug(drug);
+    return v1::Patients::NewStub(channel)->PutPatient(&context, request, response);
   };
-  ASSERT_TRUE(put("jos\xC3\xA9").ok());  // "josé", precomposed (NFC)
+  auto get = [&](const std::string& id, v1::Patient* patient) {
+    grpc::ClientContext context;
+    v1::GetPatientRequest request;
+    request.set_patient_id(id);
+    return v1::Patients::NewStub(channel)->GetPatient(&context, request, patient);
+  };
+  const std::string nfc = "jos\xC3\xA9";          // "josé", precomposed (NFC)
+  const std::string decomposed = "jose\xCC\x81";  // e + combining acute accent
+  v1::PutPatientResponse first;
+  ASSERT_TRUE(put(nfc, "silperisone", &first).ok());
+  EXPECT_TRUE(first.created());
+  // The decomposed spelling is the same patient: it replaces, not creates.
+  v1::PutPatientResponse second;
+  ASSERT_TRUE(put(decomposed, "warfarin", &second).ok());
+  EXPECT_FALSE(second.created());
+  v1::Patient stored;
+  ASSERT_TRUE(get(nfc, &stored).ok());
+  EXPECT_EQ(stored.id(), nfc);
+  ASSERT_EQ(stored.medications_size(), 1);
+  EXPECT_EQ(stored.medications(0).drug(), "warfarin");
+  v1::Patient by_decomposed;
+  ASSERT_TRUE(get(decomposed, &by_decomposed).ok());
+  EXPECT_EQ(by_decomposed.id(), nfc);
+  // U+212B ANGSTROM SIGN and U+00C5 are one patient too.
+  v1::PutPatientResponse angstrom;
+  ASSERT_TRUE(put("\xE2\x84\xAB" "ngstr\xC3\xB6m", "silperisone", &angstrom).ok());
+  EXPECT_TRUE(angstrom.created());
+  v1::PutPatientResponse a_ring;
+  ASSERT_TRUE(put("\xC3\x85ngstr\xC3\xB6m", "silperisone", &a_ring).ok());
+  EXPECT_FALSE(a_ring.created());
+  // What no normalization can make one id is an error.
   for (const std::string& lookalike :
-       {std::string("jose\xCC\x81"),           // e + combining acute accent
-        std::string(" jos\xC3\xA9"),           // leading space
+       {std::string(" jos\xC3\xA9"),           // leading space
         std::string("jos\xC3\xA9 "),           // trailing space
         std::string("jos\xC3\xA9\xE2\x80\x8B"),  // zero-width space
         std::string("\xE2\x80\xAEjos\xC3\xA9"),  // right-to-left override
         std::string("jos\xC3\xA9\xC2\xA0")}) {  // trailing no-break space
-    const auto status = put(lookalike);
+    v1::PutPatientResponse response;
+    const auto status = put(lookalike, "silperisone", &response);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << lookalike;
     EXPECT_NE(status.error_message().find("patient.id"), std::string::npos) << status.error_message();
   }

@@ -973,3 +973,82 @@ TEST(LimitsTest, OneCallerCannotTakeEverySubscriptionSlot) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+// A check whose answer (one unscreened-drug alert per unknown name, tens of
+// kilobytes) does not fit a small flow-control window.
+v1::CheckMedicationsRequest LargeAnswerCheck() {
+  v1::CheckMedicationsRequest request;
+  request.mutable_patient()->add_medications()->set_drug("warfarin");
+  for (int i = 0; i < 60; ++i) {
+    request.add_proposed_medications()->set_drug(absl::StrCat("notadrugname", i));
+  }
+  return request;
+}
+
+TEST(LimitsTest, OneCallerCannotTakeEveryCheckStream) {
+  Pki pki;
+  ASSERT_TRUE(pki.ok());
+  {
+    std::ofstream tokens(pki.path("ehr-tokens"));
+    tokens << Sha256Hex("ehr-token") << " ehr ehr-system\n" << Sha256Hex("other-ehr-token") << " ehr pharmacy-system\n";
+  }
+  fs::permissions(pki.path("ehr-tokens"), fs::perms::owner_read | fs::perms::owner_write);
+  ServerProcess server({absl::StrCat("--tokens_file=", pki.path("ehr-tokens")), "--max_checks_per_caller=2"});
+  ASSERT_TRUE(server.ok()) << server.log();
+  // A client that reads slowly: a small window, no window growth.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  auto channel = grpc::CreateCustomChannel(server.address(), grpc::InsecureChannelCredentials(), args);
+  auto stub = v1::DecisionSupport::NewStub(channel);
+  const v1::CheckMedicationsRequest request = LargeAnswerCheck();
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::CheckMedicationsResponse>>> readers;
+  // Opens a check and reads its first message; the server cannot deliver
+  // the rest until this client reads, so the stream stays in flight.
+  auto open = [&](const std::string& token) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    contexts.back()->AddMetadata("authorization", "Bearer " + token);
+    readers.push_back(stub->CheckMedications(contexts.back().get(), request));
+    v1::CheckMedicationsResponse first;
+    if (readers.back()->Read(&first)) {
+      return grpc::StatusCode::OK;
+    }
+    const auto code = readers.back()->Finish().error_code();
+    readers.back().reset();
+    return code;
+  };
+  ASSERT_EQ(open("ehr-token"), grpc::StatusCode::OK);
+  ASSERT_EQ(open("ehr-token"), grpc::StatusCode::OK);
+  EXPECT_EQ(open("ehr-token"), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // Another caller still screens.
+  EXPECT_EQ(open("other-ehr-token"), grpc::StatusCode::OK);
+  // Reading one answer to its end gives that slot back.
+  v1::CheckMedicationsResponse response;
+  int alerts = 1;
+  while (readers[0]->Read(&response)) {
+    alerts += response.has_alert() ? 1 : 0;
+  }
+  EXPECT_TRUE(readers[0]->Finish().ok());
+  EXPECT_GE(alerts, 60);
+  bool reopened = false;
+  for (int i = 0; i < 50 && !reopened; ++i) {
+    reopened = open("ehr-token") == grpc::StatusCode::OK;
+    if (!reopened) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  EXPECT_TRUE(reopened);
+  for (size_t i = 1; i < readers.size(); ++i) {
+    if (readers[i] != nullptr) {
+      contexts[i]->TryCancel();
+      readers[i]->Finish();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace vigil

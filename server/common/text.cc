@@ -1,6 +1,9 @@
 #include "server/common/text.h"
 
 #include <openssl/evp.h>
+#include <unicode/bytestream.h>
+#include <unicode/normalizer2.h>
+#include <unicode/stringpiece.h>
 
 #include <array>
 #include <cstdio>
@@ -65,11 +68,6 @@ bool IsFormat(uint32_t cp) {
          (cp >= 0xFFF9 && cp <= 0xFFFB) || (cp >= 0xE0000 && cp <= 0xE007F);
 }
 
-bool IsCombiningMark(uint32_t cp) {
-  return (cp >= 0x0300 && cp <= 0x036F) || (cp >= 0x1AB0 && cp <= 0x1AFF) || (cp >= 0x1DC0 && cp <= 0x1DFF) ||
-         (cp >= 0x20D0 && cp <= 0x20FF) || (cp >= 0xFE20 && cp <= 0xFE2F) || cp == 0x3099 || cp == 0x309A;
-}
-
 }  // namespace
 
 absl::string_view IdentifierProblem(absl::string_view id) {
@@ -84,9 +82,6 @@ absl::string_view IdentifierProblem(absl::string_view id) {
     if (IsFormat(cp)) {
       return "contains an invisible format or bidirectional character";
     }
-    if (IsCombiningMark(cp)) {
-      return "contains a combining mark: send it in Unicode NFC form (precomposed characters)";
-    }
     if (first && IsUnicodeSpace(cp)) {
       return "starts with whitespace";
     }
@@ -97,6 +92,28 @@ absl::string_view IdentifierProblem(absl::string_view id) {
     return "ends with whitespace";
   }
   return {};
+}
+
+std::string ToNfc(absl::string_view text) {
+  bool ascii = true;
+  for (char c : text) {
+    ascii = ascii && static_cast<unsigned char>(c) < 0x80;
+  }
+  if (ascii) {
+    return std::string(text);
+  }
+  UErrorCode error = U_ZERO_ERROR;
+  const icu::Normalizer2* nfc = icu::Normalizer2::getNFCInstance(error);
+  const icu::StringPiece piece(text.data(), static_cast<int32_t>(text.size()));
+  if (U_FAILURE(error) || nfc->isNormalizedUTF8(piece, error) || U_FAILURE(error)) {
+    // Without ICU's data (never on a packaged install) the text stays as
+    // sent: IdentifierProblem still refuses the invisible characters.
+    return std::string(text);
+  }
+  std::string out;
+  icu::StringByteSink<std::string> sink(&out, static_cast<int32_t>(text.size()));
+  nfc->normalizeUTF8(0, piece, sink, nullptr, error);
+  return U_SUCCESS(error) ? out : std::string(text);
 }
 
 bool IsValidUtf8(absl::string_view text) {

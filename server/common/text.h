@@ -22,12 +22,17 @@ bool IsValidUtf8(absl::string_view text);
 
 // What is wrong with `id` as an identifier that people compare by eye (a
 // patient id), or an empty view when nothing is: surrounding whitespace,
-// control characters, invisible format and bidirectional characters, and
-// combining marks (an id must be in Unicode NFC form, where an accented
-// letter is one precomposed character: "é" written as "e" and a combining
-// accent is refused, so two ids that look the same are never two patients).
-// `id` must be valid UTF-8.
+// control characters, and invisible format and bidirectional characters.
+// Canonically equivalent spellings ("é" precomposed, or "e" and a combining
+// accent) are not a problem here: ToNfc makes them one id. `id` must be
+// valid UTF-8.
 absl::string_view IdentifierProblem(absl::string_view id);
+
+// `text` (valid UTF-8) in Unicode Normalization Form C, so that canonically
+// equivalent spellings compare equal: "e" + U+0301 COMBINING ACUTE ACCENT
+// becomes U+00E9, U+212B ANGSTROM SIGN becomes U+00C5. Text already in NFC
+// (every ASCII string) comes back unchanged, after a quick check.
+std::string ToNfc(absl::string_view text);
 
 // 64-bit FNV-1a hash: stable across processes and platforms (unlike
 // absl::Hash), used for alert ids.

@@ -144,7 +144,16 @@ absl::StatusOr<CommitResult> PatientRegistry::CommitAndPublish(const PatientChan
   return result;
 }
 
-absl::StatusOr<v1::PutPatientResponse> PatientRegistry::PutPatient(const v1::Patient& patient) {
+absl::StatusOr<v1::PutPatientResponse> PatientRegistry::PutPatient(const v1::Patient& sent) {
+  // Patients are keyed by the NFC form of their id.
+  v1::Patient normalized;
+  const v1::Patient* keyed = &sent;
+  if (std::string id = ToNfc(sent.id()); id != sent.id()) {
+    normalized = sent;
+    normalized.set_id(std::move(id));
+    keyed = &normalized;
+  }
+  const v1::Patient& patient = *keyed;
   absl::MutexLock lock(&write_mu_);
   auto state = store_->LoadPatient(patient.id());
   if (!state.ok()) {
@@ -223,7 +232,8 @@ absl::StatusOr<v1::PutPatientResponse> PatientRegistry::PutPatient(const v1::Pat
   return response;
 }
 
-absl::StatusOr<v1::Patient> PatientRegistry::GetPatient(const std::string& patient_id) {
+absl::StatusOr<v1::Patient> PatientRegistry::GetPatient(const std::string& sent_id) {
+  const std::string patient_id = ToNfc(sent_id);
   auto state = store_->LoadPatient(patient_id);
   if (!state.ok()) {
     return state.status();
@@ -234,7 +244,8 @@ absl::StatusOr<v1::Patient> PatientRegistry::GetPatient(const std::string& patie
   return std::move(state->patient);
 }
 
-absl::StatusOr<v1::DeletePatientResponse> PatientRegistry::DeletePatient(const std::string& patient_id) {
+absl::StatusOr<v1::DeletePatientResponse> PatientRegistry::DeletePatient(const std::string& sent_id) {
+  const std::string patient_id = ToNfc(sent_id);
   absl::MutexLock lock(&write_mu_);
   auto state = store_->LoadPatient(patient_id);
   if (!state.ok()) {
@@ -321,7 +332,7 @@ absl::StatusOr<v1::AcknowledgeAlertResponse> PatientRegistry::Acknowledge(const 
 }
 
 absl::StatusOr<v1::ListAlertsResponse> PatientRegistry::ListAlerts(const v1::ListAlertsRequest& request) {
-  auto state = store_->LoadPatient(request.patient_id());
+  auto state = store_->LoadPatient(ToNfc(request.patient_id()));
   if (!state.ok()) {
     return state.status();
   }

@@ -27,6 +27,8 @@ struct Agent {
   std::string certificate_subject;
 };
 
+// Patient ids are keyed in Unicode NFC form (ToNfc): two canonically
+// equivalent spellings of an id are one patient, stored under the NFC one.
 class PatientRegistry {
  public:
   PatientRegistry(Store* store, const KnowledgeBaseHolder* kb, EventHub* hub) : store_(store), kb_(kb), hub_(hub) {}

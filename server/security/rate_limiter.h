@@ -3,11 +3,13 @@
 #ifndef VIGIL_SERVER_SECURITY_RATE_LIMITER_H_
 #define VIGIL_SERVER_SECURITY_RATE_LIMITER_H_
 
+#include <memory>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -70,6 +72,17 @@ class CallerSlots {
     }
     ++held;
     return absl::OkStatus();
+  }
+
+  // A slot held until the handle (and every copy of it) is destroyed.
+  using Held = std::shared_ptr<const void>;
+
+  // Acquire, as a handle that gives the slot back when destroyed.
+  absl::StatusOr<Held> Hold(const std::string& caller) {
+    if (auto st = Acquire(caller); !st.ok()) {
+      return st;
+    }
+    return Held(nullptr, [this, caller](const void*) { Release(caller); });
   }
 
   // Gives back a slot taken by Acquire.

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/common/log.h"
+#include "server/common/text.h"
 #include "server/engine/screening.h"
 #include "server/engine/validation.h"
 #include "server/kb/catalog.h"
@@ -69,6 +70,10 @@ class ResponseStreamer final : public grpc::ServerWriteReactor<v1::CheckMedicati
     NextWrite();
   }
 
+  // Keeps the caller's check slot until the stream is done: a caller that
+  // does not read its answers holds its slots meanwhile.
+  void Hold(CallerSlots::Held slot) { slot_ = std::move(slot); }
+
   void OnDone() override { delete this; }
 
  private:
@@ -88,6 +93,7 @@ class ResponseStreamer final : public grpc::ServerWriteReactor<v1::CheckMedicati
   std::vector<v1::CheckMedicationsResponse*> responses_;  // on arena_
   grpc::Status final_status_;
   size_t next_ = 0;
+  CallerSlots::Held slot_;
 };
 
 // Most bytes of audit events in one ListAuditEvents page (a quarter of
@@ -430,16 +436,14 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
 void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request,
                                       absl::string_view method,
                                       v1::CheckMedicationsResult* result,
-                                      std::function<void(const absl::Status&)> done) {
+                                      std::function<void(const absl::Status&, CallerSlots::Held)> done) {
   const std::string patient_id = request->patient_id().empty() ? request->patient().id() : request->patient_id();
-  // The caller whose check slot this check holds, once it has one.
-  auto slot = std::make_shared<std::string>();
+  // The caller's check slot, once it has one; handed to `done` with the
+  // status, so that a stream can hold it until the answer is delivered.
+  auto slot = std::make_shared<CallerSlots::Held>();
   auto finish = [this, result, slot, done = std::move(done)](v1::AuditEvent audit, const absl::Status& status) {
-    if (!slot->empty()) {
-      deps_.check_slots->Release(*slot);
-    }
     if (Unrecorded(status)) {
-      done(status);
+      done(status, std::move(*slot));
       return;
     }
     audit.set_outcome(CodeName(status));
@@ -452,7 +456,7 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
     // written with the next group commit (see AuditLog), so a check costs no
     // fsync. Writes of patient data still wait for theirs.
     deps_.audit->Record(std::move(audit), nullptr);
-    done(status);
+    done(status, std::move(*slot));
   };
   auto caller = Authorize(deps_, context, Role::kEhr);
   v1::AuditEvent audit = AuditOf(context, method, "E", caller, patient_id);
@@ -461,11 +465,12 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
     return;
   }
   if (deps_.check_slots != nullptr) {
-    if (auto st = deps_.check_slots->Acquire(caller->name); !st.ok()) {
-      finish(std::move(audit), st);
+    auto held = deps_.check_slots->Hold(caller->name);
+    if (!held.ok()) {
+      finish(std::move(audit), held.status());
       return;
     }
-    *slot = caller->name;
+    *slot = *std::move(held);
   }
   if (auto status = ValidateCheckRequest(*request); !status.ok()) {
     finish(std::move(audit), status);
@@ -497,7 +502,10 @@ grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* DecisionSupportService::
     grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request) {
   auto* streamer = new ResponseStreamer();
   RunCheck(context, request, "vigil.v1.DecisionSupport/CheckMedications", streamer->result(),
-           [streamer](const absl::Status& status) { streamer->Start(ToGrpcStatus(status)); });
+           [streamer](const absl::Status& status, CallerSlots::Held slot) {
+             streamer->Hold(std::move(slot));
+             streamer->Start(ToGrpcStatus(status));
+           });
   return streamer;
 }
 
@@ -509,7 +517,7 @@ grpc::ServerUnaryReactor* DecisionSupportService::CheckMedicationsUnary(grpc::Ca
   // arena_pool.h); on an error it is cleared so that nothing half-built
   // goes out with the status.
   RunCheck(context, request, "vigil.v1.DecisionSupport/CheckMedicationsUnary", response,
-           [reactor, response](const absl::Status& status) {
+           [reactor, response](const absl::Status& status, CallerSlots::Held /*released here*/) {
              if (!status.ok()) {
                response->Clear();
              }
@@ -728,7 +736,9 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* AlertFeedService::Subscribe(grpc::Ca
     reactor->OnRelease([slots = deps_.subscription_slots, name = caller->name] { slots->Release(name); });
   }
   EventFilter filter;
-  filter.patient_ids.insert(request->patient_ids().begin(), request->patient_ids().end());
+  for (const std::string& id : request->patient_ids()) {
+    filter.patient_ids.insert(ToNfc(id));  // as the registry keys them
+  }
   for (int kind : request->kinds()) {
     filter.kinds.insert(kind);
   }

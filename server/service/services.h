@@ -68,7 +68,7 @@ class DecisionSupportService final : public v1::DecisionSupport::CallbackService
   // with OK or the error. The shared body of both check RPCs.
   void RunCheck(grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request,
                 absl::string_view method, v1::CheckMedicationsResult* result,
-                std::function<void(const absl::Status&)> done);
+                std::function<void(const absl::Status&, CallerSlots::Held)> done);
 
   const ServiceDeps deps_;
   // Unary checks parse their request and build their answer on pooled arenas.
