@@ -1,5 +1,5 @@
 // Tests of code validation, code matching and lab units.
-#include "server/engine/clinical_codes.h"
+#include "server/codes/clinical_codes.h"
 
 #include "gtest/gtest.h"
 

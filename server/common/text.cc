@@ -158,15 +158,6 @@ bool IsValidUtf8(absl::string_view text) {
   return true;
 }
 
-uint64_t StableHash64(absl::string_view data, uint64_t seed) {
-  uint64_t h = seed;
-  for (char c : data) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
 std::string Sha256Hex(absl::string_view data) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int len = 0;

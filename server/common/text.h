@@ -34,9 +34,29 @@ absl::string_view IdentifierProblem(absl::string_view id);
 // (every ASCII string) comes back unchanged, after a quick check.
 std::string ToNfc(absl::string_view text);
 
-// 64-bit FNV-1a hash: stable across processes and platforms (unlike
-// absl::Hash), used for alert ids.
-uint64_t StableHash64(absl::string_view data, uint64_t seed = 0xcbf29ce484222325ULL);
+// 64-bit FNV-1a, fed piece by piece: stable across processes and platforms
+// (unlike absl::Hash), used for alert ids. A copy keeps the state, so a
+// common prefix is hashed once.
+class Fnv1a64 {
+ public:
+  static constexpr uint64_t kOffsetBasis = 0xcbf29ce484222325ULL;
+  explicit Fnv1a64(uint64_t seed = kOffsetBasis) : h_(seed) {}
+  Fnv1a64& Update(absl::string_view piece) {
+    for (char c : piece) {
+      h_ = (h_ ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+    }
+    return *this;
+  }
+  uint64_t value() const { return h_; }
+
+ private:
+  uint64_t h_;
+};
+
+// Fnv1a64 of `data` in one call.
+inline uint64_t StableHash64(absl::string_view data, uint64_t seed = Fnv1a64::kOffsetBasis) {
+  return Fnv1a64(seed).Update(data).value();
+}
 
 // SHA-256 of `data` as 64 lowercase hex characters.
 std::string Sha256Hex(absl::string_view data);

@@ -7,7 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/text.h"
-#include "server/engine/clinical_codes.h"
+#include "server/codes/clinical_codes.h"
 #include "server/engine/screening.h"
 
 namespace vigil {

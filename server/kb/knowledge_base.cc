@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/text.h"
-#include "server/engine/clinical_codes.h"
+#include "server/codes/clinical_codes.h"
 #include "server/kb/order_text.h"
 
 namespace vigil {

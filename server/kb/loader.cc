@@ -18,7 +18,7 @@
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/text_format.h"
 #include "server/common/text.h"
-#include "server/engine/clinical_codes.h"
+#include "server/codes/clinical_codes.h"
 
 namespace vigil {
 

@@ -1,5 +1,7 @@
 #include "server/security/auth.h"
 
+#include <openssl/crypto.h>
+
 #include <sys/stat.h>
 
 #include <fstream>
@@ -38,14 +40,8 @@ bool Caller::Has(Role role) const {
 }
 
 bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff = static_cast<unsigned char>(diff | (static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i])));
-  }
-  return diff == 0;
+  // The sizes are public (digests are all 64 hex characters).
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 Authenticator::Authenticator(Authenticator&& other) noexcept {

@@ -1,6 +1,6 @@
 // Code systems, code validation and matching, and lab units.
-#ifndef VIGIL_SERVER_ENGINE_CLINICAL_CODES_H_
-#define VIGIL_SERVER_ENGINE_CLINICAL_CODES_H_
+#ifndef VIGIL_SERVER_CODES_CLINICAL_CODES_H_
+#define VIGIL_SERVER_CODES_CLINICAL_CODES_H_
 
 #include <optional>
 #include <string>
@@ -53,4 +53,4 @@ std::optional<CanonicalUnit> CanonicalizeUnit(absl::string_view unit);
 
 }  // namespace vigil
 
-#endif  // VIGIL_SERVER_ENGINE_CLINICAL_CODES_H_
+#endif  // VIGIL_SERVER_CODES_CLINICAL_CODES_H_

@@ -1,4 +1,4 @@
-#include "server/engine/clinical_codes.h"
+#include "server/codes/clinical_codes.h"
 
 #include <array>
 #include <cstdint>
