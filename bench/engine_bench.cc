@@ -108,7 +108,7 @@ void CheckOnArena(benchmark::State& state, const vigil::KnowledgeBase* kb, int c
   int64_t checks = 0;
   for (auto _ : state) {
     const int64_t before = vigil::bench::Allocations();
-    auto* result = google::protobuf::Arena::CreateMessage<vigil::v1::CheckMedicationsResult>(&arena);
+    auto* result = google::protobuf::Arena::CreateMessage<vigil::v1::CheckMedicationsUnaryResponse>(&arena);
     vigil::ScreenInto(*kb, request.patient(), request.proposed_medications(), result);
     alerts = static_cast<size_t>(result->alerts_size());
     benchmark::DoNotOptimize(result);
@@ -117,11 +117,11 @@ void CheckOnArena(benchmark::State& state, const vigil::KnowledgeBase* kb, int c
     ++checks;
   }
   // What the returned result itself needs on the heap: a copy of it.
-  vigil::v1::CheckMedicationsResult result;
+  vigil::v1::CheckMedicationsUnaryResponse result;
   vigil::ScreenInto(*kb, request.patient(), request.proposed_medications(), &result);
   const int64_t before = vigil::bench::Allocations();
   {
-    vigil::v1::CheckMedicationsResult copy = result;
+    vigil::v1::CheckMedicationsUnaryResponse copy = result;
     benchmark::DoNotOptimize(copy);
   }
   const int64_t result_allocations = vigil::bench::Allocations() - before;

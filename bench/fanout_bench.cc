@@ -79,50 +79,6 @@ void AddToken(grpc::ClientContext* context, const std::string& token) {
   }
 }
 
-// Parses the server's RFC 3339 event times ("2026-11-27T04:27:10.123456+00:00")
-// quickly: the whole-second part and the zone are parsed once per second,
-// the fraction by hand. The same instants absl::ParseTime gives.
-class TimeParser {
- public:
-  bool Parse(absl::string_view text, absl::Time* out) {
-    const size_t dot = text.find('.');
-    if (dot == absl::string_view::npos) {
-      std::string error;
-      return absl::ParseTime(absl::RFC3339_full, std::string(text), out, &error);
-    }
-    size_t end = dot + 1;
-    int64_t fraction_ns = 0;
-    int digits = 0;
-    for (; end < text.size() && text[end] >= '0' && text[end] <= '9'; ++end, ++digits) {
-      if (digits < 9) {
-        fraction_ns = fraction_ns * 10 + (text[end] - '0');
-      }
-    }
-    for (int d = digits; d < 9; ++d) {
-      fraction_ns *= 10;
-    }
-    const absl::string_view second = text.substr(0, dot);
-    const absl::string_view zone = text.substr(end);
-    if (second != second_ || zone != zone_) {
-      std::string error;
-      absl::Time whole;
-      if (!absl::ParseTime(absl::RFC3339_full, absl::StrCat(second, zone), &whole, &error)) {
-        return false;
-      }
-      second_ = std::string(second);
-      zone_ = std::string(zone);
-      whole_ = whole;
-    }
-    *out = whole_ + absl::Nanoseconds(fraction_ns);
-    return true;
-  }
-
- private:
-  std::string second_;
-  std::string zone_;
-  absl::Time whole_;
-};
-
 using google::protobuf::io::CodedInputStream;
 using google::protobuf::internal::WireFormatLite;
 
@@ -209,7 +165,11 @@ bool ScanResponse(CodedInputStream* in, bool in_batch, OnEvent& on_event) {
     }
   }
   if (is_event) {
-    on_event(number, absl::string_view(time));
+    google::protobuf::Timestamp when;
+    if (!when.ParseFromString(time)) {
+      return false;
+    }
+    on_event(number, when);
   }
   return true;
 }
@@ -250,9 +210,9 @@ class Subscriber final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
     std::lock_guard<std::mutex> lock(mu_);
     ++messages_;
     bytes_ += static_cast<int64_t>(response_.Length());
-    auto on_event = [&](int64_t number, absl::string_view time) {
-      absl::Time committed;
-      if (times_.Parse(time, &committed)) {
+    auto on_event = [&](int64_t number, const google::protobuf::Timestamp& time) {
+      if (time.seconds() > 0) {
+        const absl::Time committed = absl::FromUnixSeconds(time.seconds()) + absl::Nanoseconds(time.nanos());
         latencies_us_.push_back(absl::ToDoubleMicroseconds(now - committed));
       } else {
         ++unparsed_times_;
@@ -345,7 +305,6 @@ class Subscriber final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
   // Its first block is reused from message to message.
   std::vector<char> arena_block_ = std::vector<char>(512 * 1024);
   google::protobuf::Arena arena_{ArenaOptionsFor(&arena_block_)};
-  TimeParser times_;
 };
 
 

@@ -226,6 +226,9 @@ int main(int argc, char** argv) {
     healths.push_back(grpc::health::v1::Health::NewStub(channel));
   }
   const auto request = CheckRequest();
+  // The unary method's request has the same fields.
+  vigil::v1::CheckMedicationsUnaryRequest unary_request;
+  unary_request.ParseFromString(request.SerializeAsString());
   const grpc::health::v1::HealthCheckRequest health_request;
   auto run_health = [&](double secs) {
     return Drive(in_flight, secs, [&](int slot, std::function<void(bool)> done) {
@@ -258,9 +261,9 @@ int main(int argc, char** argv) {
       // slot's arena, which is reset when the call is done (as a client
       // that cares about allocation would; the server does the same).
       google::protobuf::Arena* arena = arenas[static_cast<size_t>(slot)].get();
-      auto* response = google::protobuf::Arena::CreateMessage<vigil::v1::CheckMedicationsResult>(arena);
+      auto* response = google::protobuf::Arena::CreateMessage<vigil::v1::CheckMedicationsUnaryResponse>(arena);
       checks[static_cast<size_t>(slot % channels)]->async()->CheckMedicationsUnary(
-          context, &request, response, [context, arena, done](grpc::Status status) {
+          context, &unary_request, response, [context, arena, done](grpc::Status status) {
             delete context;
             arena->Reset();
             done(status.ok());

@@ -24,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
 #include "grpcpp/grpcpp.h"
 #include "vigil/v1/decision_support.grpc.pb.h"
 #include "vigil/v1/drug_catalog.grpc.pb.h"
@@ -167,10 +168,13 @@ int ExitForStatus(const grpc::Status& status) {
   }
 }
 
-std::string ToJson(const google::protobuf::Message& message) {
+// `every_field`: print fields that hold their default too (an audit export
+// shows "outcome":"OK" rather than leaving it out).
+std::string ToJson(const google::protobuf::Message& message, bool every_field = false) {
   std::string out;
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = every_field;
   (void)google::protobuf::util::MessageToJsonString(message, &out, options);
   return out;
 }
@@ -238,8 +242,11 @@ CheckOutcome RunCheckUnary(vigil::v1::DecisionSupport::Stub& stub, const Options
   grpc::ClientContext context;
   AddAuth(&context);
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(options.timeout_seconds));
-  vigil::v1::CheckMedicationsResult result;
-  outcome.status = stub.CheckMedicationsUnary(&context, request, &result);
+  // CheckMedicationsUnaryRequest has CheckMedicationsRequest's fields.
+  vigil::v1::CheckMedicationsUnaryRequest unary;
+  unary.ParseFromString(request.SerializeAsString());
+  vigil::v1::CheckMedicationsUnaryResponse result;
+  outcome.status = stub.CheckMedicationsUnary(&context, unary, &result);
   if (!outcome.status.ok()) {
     return outcome;
   }
@@ -825,7 +832,7 @@ int CommandAlerts(const Options& options, const std::vector<std::string>& args, 
     for (const auto& h : record.history()) {
       const std::string t = vigil::v1::AlertEventType_Name(h.type());
       std::cout << "    event " << h.event_number() << " " << absl::StripPrefix(t, "ALERT_EVENT_TYPE_") << " at "
-                << h.time();
+                << google::protobuf::util::TimeUtil::ToString(h.event_time());
       if (h.has_acknowledgement()) {
         std::cout << " by " << h.acknowledgement().user();
         if (!h.acknowledgement().reason().code().empty()) {
@@ -864,7 +871,7 @@ int CommandAudit(const Options& options, const std::vector<std::string>& args, v
       return ExitForStatus(status);
     }
     for (const auto& e : response.events()) {
-      std::cout << ToJson(e) << "\n";
+      std::cout << ToJson(e, /*every_field=*/true) << "\n";
     }
     if (response.events().empty()) {
       return kExitClean;

@@ -29,10 +29,10 @@ void RepairAuditWrites(const std::string& path) { Exec(path, "DROP TRIGGER injec
 v1::AuditEvent Event(int i) {
   v1::AuditEvent event;
   event.set_method("vigil.v1.DecisionSupport/CheckMedications");
-  event.set_action("E");
+  event.set_action(v1::AUDIT_ACTION_EXECUTE);
   event.set_agent("test");
   event.set_patient_id(absl::StrCat("p", i));
-  event.set_outcome("OK");
+  event.set_outcome(google::rpc::OK);
   return event;
 }
 

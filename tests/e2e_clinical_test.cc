@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "server/kb/loader.h"
 #include "tests/server_process.h"
+#include "tests/test_util.h"
 #include "vigil/v1/decision_support.grpc.pb.h"
 
 namespace vigil {
@@ -37,15 +38,15 @@ class ClinicalEndToEndTest : public ::testing::Test {
     }
   }
 
-  static grpc::Status Check(const v1::CheckMedicationsRequest& request, v1::CheckMedicationsResult* result) {
+  static grpc::Status Check(const v1::CheckMedicationsRequest& request, v1::CheckMedicationsUnaryResponse* result) {
     auto stub = v1::DecisionSupport::NewStub(*channel_);
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    return stub->CheckMedicationsUnary(&context, request, result);
+    return stub->CheckMedicationsUnary(&context, testing::Unary(request), result);
   }
 
-  static v1::CheckMedicationsResult MustCheck(const v1::CheckMedicationsRequest& request) {
-    v1::CheckMedicationsResult result;
+  static v1::CheckMedicationsUnaryResponse MustCheck(const v1::CheckMedicationsRequest& request) {
+    v1::CheckMedicationsUnaryResponse result;
     const auto status = Check(request, &result);
     EXPECT_TRUE(status.ok()) << status.error_message();
     return result;
@@ -80,7 +81,7 @@ void AddEgfr(v1::CheckMedicationsRequest* request, double value, const std::stri
 }
 
 // Alerts of `kind` that name `drug_id`.
-std::vector<v1::Alert> About(const v1::CheckMedicationsResult& result, v1::AlertKind kind, const std::string& drug_id) {
+std::vector<v1::Alert> About(const v1::CheckMedicationsUnaryResponse& result, v1::AlertKind kind, const std::string& drug_id) {
   std::vector<v1::Alert> out;
   for (const auto& alert : result.alerts()) {
     if (alert.kind() != kind) {
@@ -190,7 +191,7 @@ TEST_F(ClinicalEndToEndTest, LatestEgfrDecidesAndAnOldOneIsStale) {
 TEST_F(ClinicalEndToEndTest, UnreadableDatesAreRejectedNamingTheField) {
   auto request = Request({}, {"metformin"});
   request.set_as_of("yesterday");
-  v1::CheckMedicationsResult result;
+  v1::CheckMedicationsUnaryResponse result;
   auto status = Check(request, &result);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(status.error_message().find("as_of"), std::string::npos) << status.error_message();

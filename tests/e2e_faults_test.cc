@@ -31,6 +31,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/server_process.h"
+#include "tests/test_util.h"
 #include "vigil/v1/admin.grpc.pb.h"
 #include "vigil/v1/alert_feed.grpc.pb.h"
 #include "vigil/v1/decision_support.grpc.pb.h"
@@ -135,8 +136,8 @@ class Api {
     request.mutable_patient()->set_id(patient_id);
     request.mutable_patient()->add_medications()->set_drug("diazepam");
     request.add_proposed_medications()->set_drug("silperisone");
-    v1::CheckMedicationsResult result;
-    const grpc::Status status = checks_->CheckMedicationsUnary(&context, request, &result);
+    v1::CheckMedicationsUnaryResponse result;
+    const grpc::Status status = checks_->CheckMedicationsUnary(&context, testing::Unary(request), &result);
     *alerts = result.alerts_size();
     return status;
   }

@@ -243,7 +243,7 @@ TEST(KnowledgeBaseImportTest, ServerStartsWithDdinterAndAlertsFromIt) {
   while (reader->Read(&response)) {
     if (response.has_alert() && response.alert().kind() == v1::ALERT_KIND_DRUG_INTERACTION) {
       found = true;
-      EXPECT_EQ(response.alert().rule_origin(), "ddinter");
+      EXPECT_EQ(response.alert().rule_origin(), v1::RULE_ORIGIN_IMPORTED);
       EXPECT_EQ(response.alert().severity(), v1::SEVERITY_MODERATE);
     }
   }

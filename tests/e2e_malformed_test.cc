@@ -30,6 +30,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/server_process.h"
+#include "tests/test_util.h"
 #include "vigil/v1/admin.grpc.pb.h"
 #include "vigil/v1/alert_feed.grpc.pb.h"
 #include "vigil/v1/decision_support.grpc.pb.h"
@@ -398,9 +399,9 @@ TEST_F(MalformedRequestTest, EmptyRequestToEveryRpcNamesTheRequiredFieldOrIsServ
   EXPECT_TRUE(check.responses.empty());
   {
     grpc::ClientContext context;
-    v1::CheckMedicationsResult response;
+    v1::CheckMedicationsUnaryResponse response;
     EXPECT_TRUE(RejectedNaming(v1::DecisionSupport::NewStub(channel())->CheckMedicationsUnary(
-                                   &context, v1::CheckMedicationsRequest(), &response),
+                                   &context, testing::Unary(v1::CheckMedicationsRequest()), &response),
                                "patient"));
   }
   EXPECT_TRUE(RejectedNaming(Put(v1::PutPatientRequest()), "patient"));
@@ -466,7 +467,7 @@ TEST_F(MalformedRequestTest, EmptyRequestToEveryRpcNamesTheRequiredFieldOrIsServ
       v1::ListAuditEventsResponse response;
       ASSERT_TRUE(admin->ListAuditEvents(&context, request, &response).ok());
       for (const auto& event : response.events()) {
-        found = found || (event.method() == "vigil.v1.Patients/PutPatient" && event.outcome() == "INVALID_ARGUMENT");
+        found = found || (event.method() == "vigil.v1.Patients/PutPatient" && event.outcome() == google::rpc::INVALID_ARGUMENT);
       }
       if (response.next_after_id() == request.after_id()) {
         break;

@@ -16,6 +16,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/server_process.h"
+#include "tests/test_util.h"
 #include "vigil/v1/decision_support.grpc.pb.h"
 #include "vigil/v1/drug_catalog.grpc.pb.h"
 
@@ -130,8 +131,8 @@ TEST_F(EndToEndTest, UnaryCheckAnswersTheSameAlertsInOneMessage) {
   auto stub = v1::DecisionSupport::NewStub(*channel_);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::CheckMedicationsResult result;
-  const grpc::Status status = stub->CheckMedicationsUnary(&context, RenalSertralineRequest(), &result);
+  v1::CheckMedicationsUnaryResponse result;
+  const grpc::Status status = stub->CheckMedicationsUnary(&context, testing::Unary(RenalSertralineRequest()), &result);
   ASSERT_TRUE(status.ok()) << status.error_message();
   // The same alerts in the same order, and the same summary.
   ASSERT_EQ(static_cast<size_t>(result.alerts_size()) + 1, streamed.responses.size());
@@ -144,8 +145,8 @@ TEST_F(EndToEndTest, UnaryCheckAnswersTheSameAlertsInOneMessage) {
 
   // An invalid request fails the same way.
   grpc::ClientContext bad_context;
-  v1::CheckMedicationsResult bad;
-  const grpc::Status invalid = stub->CheckMedicationsUnary(&bad_context, v1::CheckMedicationsRequest(), &bad);
+  v1::CheckMedicationsUnaryResponse bad;
+  const grpc::Status invalid = stub->CheckMedicationsUnary(&bad_context, testing::Unary(v1::CheckMedicationsRequest()), &bad);
   EXPECT_EQ(invalid.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(invalid.error_message().rfind("patient:", 0), 0u) << invalid.error_message();
   EXPECT_EQ(bad.alerts_size(), 0);

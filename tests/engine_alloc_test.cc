@@ -56,7 +56,7 @@ void ExpectWithinBudget(const KnowledgeBase& kb) {
   options.initial_block_size = block.size();
   google::protobuf::Arena arena(options);
   for (int round = 0; round < 3; ++round) {  // the first one sizes the per-thread scratch
-    auto* result = google::protobuf::Arena::CreateMessage<v1::CheckMedicationsResult>(&arena);
+    auto* result = google::protobuf::Arena::CreateMessage<v1::CheckMedicationsUnaryResponse>(&arena);
     const int64_t before = bench::Allocations();
     ScreenInto(kb, request.patient(), request.proposed_medications(), result);
     const int64_t allocations = bench::Allocations() - before;

@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "server/common/timestamp.h"
 #include "server/feed/event_hub.h"
 #include "server/feed/feed_message.h"
 #include "server/feed/registry.h"
@@ -30,7 +31,7 @@ v1::AlertEvent MakeAlertEvent(const std::string& patient, size_t detail_bytes) {
   v1::AlertEvent event;
   event.set_type(v1::ALERT_EVENT_TYPE_RAISED);
   event.set_patient_id(patient);
-  event.set_event_time("2026-11-27T04:27:10.123456Z");
+  *event.mutable_event_time() = TimestampOfRfc3339("2026-11-27T04:27:10.123456Z");
   auto* alert = event.mutable_alert();
   alert->set_id(absl::StrCat("al-", patient));
   alert->set_kind(v1::ALERT_KIND_DRUG_INTERACTION);
@@ -112,7 +113,7 @@ TEST(FeedMessageTest, AHeartbeatCarriesTheLatestEventNumber) {
   ASSERT_TRUE(parsed.ParseFromString(heartbeat->bytes));
   EXPECT_TRUE(parsed.has_heartbeat());
   EXPECT_EQ(parsed.event_number(), 42);
-  EXPECT_EQ(parsed.heartbeat().time(), "2027-01-15T08:00:00+00:00");
+  EXPECT_EQ(Rfc3339(FromTimestamp(parsed.heartbeat().send_time())), "2027-01-15T08:00:00+00:00");
 }
 
 TEST(FeedMessageTest, MaxEventsPerMessageIsValidated) {

@@ -43,7 +43,7 @@ TEST_F(ImportTest, NamesMapOntoCuratedDrugsAndTheRestAreCreated) {
   const auto alerts = OfKind(result, v1::ALERT_KIND_DRUG_INTERACTION);
   ASSERT_EQ(alerts.size(), 1u) << testing::Describe(result);
   EXPECT_EQ(alerts[0].severity(), v1::SEVERITY_MAJOR);
-  EXPECT_EQ(alerts[0].rule_origin(), "ddinter");
+  EXPECT_EQ(alerts[0].rule_origin(), v1::RULE_ORIGIN_IMPORTED);
   EXPECT_EQ(alerts[0].sources(0).id(), "ddinter");
   EXPECT_LT(alerts[0].summary().size(), 140u);
 }
@@ -66,7 +66,7 @@ TEST_F(ImportTest, CuratedRulesWinOverImportedOnes) {
   const auto alerts = OfKind(result, v1::ALERT_KIND_DRUG_INTERACTION);
   ASSERT_EQ(alerts.size(), 1u);
   EXPECT_EQ(alerts[0].rule_id(), "ddi-a-c");
-  EXPECT_EQ(alerts[0].rule_origin(), "curated");
+  EXPECT_EQ(alerts[0].rule_origin(), v1::RULE_ORIGIN_CURATED);
   EXPECT_EQ(alerts[0].severity(), v1::SEVERITY_MAJOR);
 }
 

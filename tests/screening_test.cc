@@ -574,7 +574,7 @@ TEST_F(ScreeningTest, ScreenIntoAnArenaMatchesTheHeapResult) {
   ASSERT_GE(heap.alerts.size(), 2u);
   google::protobuf::Arena arena;
   for (int round = 0; round < 3; ++round) {
-    auto* result = google::protobuf::Arena::CreateMessage<v1::CheckMedicationsResult>(&arena);
+    auto* result = google::protobuf::Arena::CreateMessage<v1::CheckMedicationsUnaryResponse>(&arena);
     ScreenInto(*kb_, request.patient(), request.proposed_medications(), result);
     ASSERT_EQ(result->alerts_size(), static_cast<int>(heap.alerts.size()));
     for (size_t i = 0; i < heap.alerts.size(); ++i) {

@@ -155,8 +155,8 @@ TEST_P(ServerFaultTest, WritesFailClearlyScreeningGoesOnAndWritesResume) {
     v1::CheckMedicationsRequest request;
     request.mutable_patient()->add_medications()->set_drug("warfarin");
     request.add_proposed_medications()->set_drug("aspirin");
-    v1::CheckMedicationsResult result;
-    ASSERT_TRUE(v1::DecisionSupport::NewStub(channel)->CheckMedicationsUnary(&context, request, &result).ok());
+    v1::CheckMedicationsUnaryResponse result;
+    ASSERT_TRUE(v1::DecisionSupport::NewStub(channel)->CheckMedicationsUnary(&context, testing::Unary(request), &result).ok());
     EXPECT_GT(result.alerts_size(), 0);
   }
   fault->store(Fault::kNone);
@@ -188,7 +188,7 @@ TEST_P(ServerFaultTest, WritesFailClearlyScreeningGoesOnAndWritesResume) {
     v1::ListAuditEventsResponse response;
     ASSERT_TRUE(v1::Admin::NewStub(channel)->ListAuditEvents(&context, request, &response).ok());
     for (const auto& event : response.events()) {
-      refused_write_audited = refused_write_audited || (event.patient_id() == "during" && event.outcome() == "UNAVAILABLE");
+      refused_write_audited = refused_write_audited || (event.patient_id() == "during" && event.outcome() == google::rpc::UNAVAILABLE);
       check_audited = check_audited || absl::EndsWith(event.method(), "/CheckMedicationsUnary");
     }
     absl::SleepFor(absl::Milliseconds(100));

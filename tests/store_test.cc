@@ -6,6 +6,7 @@
 
 
 #include "absl/strings/str_cat.h"
+#include "server/common/timestamp.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
 
@@ -182,7 +183,7 @@ TEST(SqliteStoreTest, AuditTrailIsAppendOnly) {
     auto store = SqliteStore::Open(path);
     ASSERT_TRUE(store.ok());
     v1::AuditEvent e;
-    e.set_action("R");
+    e.set_action(v1::AUDIT_ACTION_READ);
     e.set_agent("someone");
     ASSERT_TRUE((*store)->AppendAudit({e, e}).ok());
     auto read = (*store)->ReadAudit(0, 10);
@@ -195,6 +196,79 @@ TEST(SqliteStoreTest, AuditTrailIsAppendOnly) {
   EXPECT_NE(sqlite3_exec(db, "DELETE FROM audit", nullptr, nullptr, nullptr), SQLITE_OK);
   EXPECT_NE(sqlite3_exec(db, "UPDATE audit SET agent = 'x'", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
+}
+
+}  // namespace
+}  // namespace vigil
+
+namespace vigil {
+namespace {
+
+// `message` serialized as a build before vigil.v1 was fixed wrote it: the
+// given (field number, text) as strings, the fixed fields left out.
+std::string LegacyHex(google::protobuf::Message* message, std::vector<std::pair<int, std::string>> strings) {
+  auto* unknown = message->GetReflection()->MutableUnknownFields(message);
+  for (const auto& [number, text] : strings) {
+    unknown->AddLengthDelimited(number, text);
+  }
+  const std::string bytes = message->SerializeAsString();
+  std::string hex;
+  for (unsigned char c : bytes) {
+    absl::StrAppend(&hex, absl::Hex(c, absl::kZeroPad2));
+  }
+  return hex;
+}
+
+TEST(SqliteStoreTest, MigrationToFixedV1MovesStoredTimesAndOriginsIntoTheirNewFields) {
+  TempDir dir;
+  const std::string path = dir.path() + "/v.db";
+  {
+    auto store = SqliteStore::Open(path);
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->Commit(PutChange("a", 0, 1)).ok());
+  }
+  // Rewrite the stored alert and event as schema 4 held them.
+  store::v1::StoredAlert alert;
+  alert.mutable_record()->mutable_alert()->set_id("al-a-0");
+  alert.mutable_record()->set_status(v1::ALERT_STATUS_ACTIVE);
+  alert.mutable_record()->set_patient_id("a");
+  auto* alert_message = alert.mutable_record()->mutable_alert();
+  auto* history = alert.mutable_record()->add_history();
+  history->set_event_number(1);
+  history->set_type(v1::ALERT_EVENT_TYPE_RAISED);
+  LegacyHex(history, {{3, "2026-11-27T04:27:10.5Z"}});
+  LegacyHex(alert_message, {{13, "ddinter"}});
+  const std::string alert_hex = LegacyHex(&alert, {});
+  v1::AlertEvent event;
+  event.set_type(v1::ALERT_EVENT_TYPE_ACKNOWLEDGED);
+  event.set_patient_id("a");
+  event.mutable_alert()->set_id("al-a-0");
+  LegacyHex(event.mutable_acknowledgement(), {{5, "2026-11-27T05:00:00Z"}});
+  LegacyHex(event.mutable_alert(), {{13, "curated"}});
+  const std::string event_hex = LegacyHex(&event, {{4, "2026-11-27T04:27:10.5Z"}});
+  Exec(path, absl::StrCat("UPDATE alerts SET data = X'", alert_hex, "'; UPDATE events SET data = X'", event_hex,
+                          "'; PRAGMA user_version = 4;")
+                 .c_str());
+
+  auto store = SqliteStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ((*store)->schema_version(), SqliteStore::kSchemaVersion);
+  auto events = (*store)->ReadEvents(0, 10);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 1u);
+  const v1::AlertEvent& read = (*events)[0].event;
+  EXPECT_EQ(Rfc3339(FromTimestamp(read.event_time())), "2026-11-27T04:27:10.5+00:00");
+  EXPECT_EQ(Rfc3339(FromTimestamp(read.acknowledgement().acknowledge_time())), "2026-11-27T05:00:00+00:00");
+  EXPECT_EQ(read.alert().rule_origin(), v1::RULE_ORIGIN_CURATED);
+  EXPECT_EQ(read.GetReflection()->GetUnknownFields(read).field_count(), 0);
+  auto state = (*store)->LoadPatient("a");
+  ASSERT_TRUE(state.ok());
+  ASSERT_EQ(state->alerts.size(), 1u);
+  const v1::AlertRecord& record = state->alerts[0].record();
+  EXPECT_EQ(record.alert().rule_origin(), v1::RULE_ORIGIN_IMPORTED);
+  ASSERT_EQ(record.history_size(), 1);
+  EXPECT_EQ(Rfc3339(FromTimestamp(record.history(0).event_time())), "2026-11-27T04:27:10.5+00:00");
+  EXPECT_EQ(record.alert().GetReflection()->GetUnknownFields(record.alert()).field_count(), 0);
 }
 
 }  // namespace

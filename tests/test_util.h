@@ -21,6 +21,13 @@ void Exec(const std::string& path, const char* sql);
 // The bytes of the file at `path`; empty when it cannot be read.
 std::string FileBytes(const std::string& path);
 
+// `request` as the request of CheckMedicationsUnary (the same fields).
+inline v1::CheckMedicationsUnaryRequest Unary(const v1::CheckMedicationsRequest& request) {
+  v1::CheckMedicationsUnaryRequest unary;
+  unary.ParseFromString(request.SerializeAsString());
+  return unary;
+}
+
 inline constexpr char kIcd10Cm[] = "http://hl7.org/fhir/sid/icd-10-cm";
 inline constexpr char kSnomed[] = "http://snomed.info/sct";
 inline constexpr char kLoinc[] = "http://loinc.org";

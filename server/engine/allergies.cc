@@ -90,7 +90,7 @@ void CheckAllergies(CheckInput& in, AlertBuilder& out) {
         auto& alert = out.NewAlert(v1::ALERT_KIND_ALLERGY, v1::SEVERITY_CONTRAINDICATED,
                                {"direct|", drug.id(), "|", NormalizeName(allergy.substance())});
         alert.add_drug_ids(drug.id());
-        alert.set_rule_origin("curated");
+        alert.set_rule_origin(v1::RULE_ORIGIN_CURATED);
         if (hyper != nullptr) {
           alert.set_rule_id(hyper->id());
           alert.set_summary(Clamp(hyper->summary(), kMaxSummaryBytes));
@@ -166,7 +166,7 @@ void CheckAllergies(CheckInput& in, AlertBuilder& out) {
                                 NormalizeName(allergy.substance())});
         alert.add_drug_ids(drug.id());
         alert.set_rule_id(group.proto.id());
-        alert.set_rule_origin("curated");
+        alert.set_rule_origin(v1::RULE_ORIGIN_CURATED);
         alert.set_summary(Clamp(group.proto.summary(), kMaxSummaryBytes));
         alert.set_detail(absl::StrCat(group.proto.detail(), " The patient is allergic to ", target_name, ".", why));
         alert.set_recommendation(group.proto.recommendation());

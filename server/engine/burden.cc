@@ -42,7 +42,7 @@ void CheckBurden(CheckInput& in, AlertBuilder& out) {
       }
     }
     alert.set_rule_id(rule.id());
-    alert.set_rule_origin("curated");
+    alert.set_rule_origin(v1::RULE_ORIGIN_CURATED);
     // The summary names the drugs that add up where there is room (the
     // detail always does).
     if (names.size() + rule.summary().size() + 2 <= kMaxSummaryBytes) {

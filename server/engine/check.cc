@@ -227,7 +227,7 @@ absl::string_view CheckInput::SortedIdList(const std::vector<const Med*>& list) 
   return out;
 }
 
-AlertBuilder::AlertBuilder(const CheckInput& in, v1::CheckMedicationsResult* out)
+AlertBuilder::AlertBuilder(const CheckInput& in, v1::CheckMedicationsUnaryResponse* out)
     : in_(in), patient_hash_(PatientIdHash(in.patient.id())), out_(*out), alerts_(*out->mutable_alerts()) {
   alerts_.Clear();
   out_.clear_summary();

@@ -167,7 +167,7 @@ IdHash PatientIdHash(absl::string_view patient_id);
 // answer is complete.
 class AlertBuilder {
  public:
-  AlertBuilder(const CheckInput& in, v1::CheckMedicationsResult* out);
+  AlertBuilder(const CheckInput& in, v1::CheckMedicationsUnaryResponse* out);
 
   // A new alert for the finding whose key is the concatenation of `key`.
   v1::Alert& NewAlert(v1::AlertKind kind, v1::Severity severity, std::initializer_list<absl::string_view> key);
@@ -190,7 +190,7 @@ class AlertBuilder {
   const CheckInput& in_;
   const IdHash patient_hash_;
   std::array<std::optional<IdHash>, 16> kind_hashes_;
-  v1::CheckMedicationsResult& out_;
+  v1::CheckMedicationsUnaryResponse& out_;
   google::protobuf::RepeatedPtrField<v1::Alert>& alerts_;
   bool incomplete_ = false;
 };

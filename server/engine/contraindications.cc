@@ -327,7 +327,7 @@ void CheckContraindications(CheckInput& in, AlertBuilder& out) {
                                {"age-unknown|", ci.id()});
         alert.add_drug_ids(drug.id());
         alert.set_rule_id(ci.id());
-        alert.set_rule_origin("curated");
+        alert.set_rule_origin(v1::RULE_ORIGIN_CURATED);
         alert.set_summary(Clamp(absl::StrCat("Could not check ", drug.name(), " against ", set->name(),
                                              ": no birth date."), kMaxSummaryBytes));
         alert.set_detail(absl::StrCat("This rule depends on the patient's age and the record has no birth date: ",
@@ -346,7 +346,7 @@ void CheckContraindications(CheckInput& in, AlertBuilder& out) {
         alert.mutable_sources()->Reserve(ci.sources_size());
         alert.add_drug_ids(drug.id());
         alert.set_rule_id(ci.id());
-        alert.set_rule_origin("curated");
+        alert.set_rule_origin(v1::RULE_ORIGIN_CURATED);
         alert.set_summary(Clamp(ci.summary(), kMaxSummaryBytes));
         // (Not a ternary: one of a const std::string and a temporary is a
         // const temporary, which the setter copies instead of moving.)
@@ -371,7 +371,7 @@ void CheckContraindications(CheckInput& in, AlertBuilder& out) {
         auto& alert = out.NewAlert(v1::ALERT_KIND_INCOMPLETE_DATA, severity, {"lab-unit|", ci.id()});
         alert.add_drug_ids(drug.id());
         alert.set_rule_id(ci.id());
-        alert.set_rule_origin("curated");
+        alert.set_rule_origin(v1::RULE_ORIGIN_CURATED);
         alert.set_summary(Clamp(absl::StrCat("Could not check ", drug.name(), " against ", set->name(),
                                              ": a lab result could not be read."), kMaxSummaryBytes));
         alert.set_detail(absl::StrCat("A lab result this rule depends on could not be interpreted (its unit, or what an "
@@ -387,7 +387,7 @@ void CheckContraindications(CheckInput& in, AlertBuilder& out) {
         auto& alert = out.NewAlert(v1::ALERT_KIND_INCOMPLETE_DATA, severity, {"lab-stale|", ci.id()});
         alert.add_drug_ids(drug.id());
         alert.set_rule_id(ci.id());
-        alert.set_rule_origin("curated");
+        alert.set_rule_origin(v1::RULE_ORIGIN_CURATED);
         alert.set_summary(Clamp(absl::StrCat("Could not check ", drug.name(), " against ", set->name(),
                                              ": the latest result is too old."), kMaxSummaryBytes));
         alert.set_detail(absl::StrCat("The latest lab result this rule depends on is older than the rule allows, so "

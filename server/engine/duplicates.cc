@@ -93,7 +93,7 @@ void CheckDuplicates(CheckInput& in, AlertBuilder& out) {
       absl::StrAppend(&names, names.empty() ? "" : ", ", drug.name());
     }
     alert.set_rule_id(cls.id());
-    alert.set_rule_origin("curated");
+    alert.set_rule_origin(v1::RULE_ORIGIN_CURATED);
     alert.set_summary(Clamp(absl::StrCat("Duplicate therapy: ", list.size(), " ", cls.name(), " at once (", names, ")."),
                             kMaxSummaryBytes));
     alert.set_detail(absl::StrCat(names, " all belong to ", cls.name(),

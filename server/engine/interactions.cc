@@ -28,7 +28,7 @@ void ImportedPairAlert(AlertBuilder& out, const CheckInput& in, const Med& p, co
   alert.add_drug_ids(pdrug.id());
   alert.add_drug_ids(xdrug.id());
   alert.set_rule_id(absl::StrCat(info.name, ":", ids.first, "+", ids.second));
-  alert.set_rule_origin(info.name);
+  alert.set_rule_origin(v1::RULE_ORIGIN_IMPORTED);
   const bool ungraded = level == "Unknown";
   // (As string_views: a ternary of a literal and a std::string would copy
   // one of them into a temporary.)
@@ -81,7 +81,8 @@ void PairAlert(AlertBuilder& out, const CheckInput& in, const Med& p, const Med&
   alert.add_drug_ids(pdrug.id());
   alert.add_drug_ids(xdrug.id());
   alert.set_rule_id(primary.id());
-  alert.set_rule_origin(rules[matched.front()].origin_name);
+  alert.set_rule_origin(rules[matched.front()].origin_name == "curated" ? v1::RULE_ORIGIN_CURATED
+                                                                        : v1::RULE_ORIGIN_IMPORTED);
   // The summary names this patient's drugs: the rule's own when it names
   // both already, else "<drug> with <drug>: " before it.
   if (ContainsIgnoreCase(primary.summary(), pdrug.name()) && ContainsIgnoreCase(primary.summary(), xdrug.name())) {

@@ -56,7 +56,7 @@ std::optional<absl::CivilDay> ParseIsoDate(absl::string_view s) {
 
 void ScreenInto(const KnowledgeBase& kb, const v1::Patient& patient,
                 const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed,
-                v1::CheckMedicationsResult* result, const ScreenOptions& options) {
+                v1::CheckMedicationsUnaryResponse* result, const ScreenOptions& options) {
   using namespace engine_internal;  // NOLINT: the engine's own internals
   CheckInput in(kb, patient, proposed, options);
   AlertBuilder out(in, result);
@@ -69,7 +69,7 @@ void ScreenInto(const KnowledgeBase& kb, const v1::Patient& patient,
 ScreeningResult Screen(const KnowledgeBase& kb, const v1::Patient& patient,
                        const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed,
                        const ScreenOptions& options) {
-  v1::CheckMedicationsResult screened;
+  v1::CheckMedicationsUnaryResponse screened;
   ScreenInto(kb, patient, proposed, &screened, options);
   ScreeningResult result;
   result.alerts.reserve(static_cast<size_t>(screened.alerts_size()));

@@ -55,7 +55,7 @@ ScreeningResult Screen(const KnowledgeBase& kb, const v1::Patient& patient,
 // small ones. The transport builds its response this way.
 void ScreenInto(const KnowledgeBase& kb, const v1::Patient& patient,
                 const google::protobuf::RepeatedPtrField<v1::MedicationOrder>& proposed,
-                v1::CheckMedicationsResult* result, const ScreenOptions& options = ScreenOptions::Today());
+                v1::CheckMedicationsUnaryResponse* result, const ScreenOptions& options = ScreenOptions::Today());
 
 // The stable id of a finding for a patient: the same inputs always give the
 // same id, in any process.

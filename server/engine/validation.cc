@@ -223,7 +223,8 @@ absl::Status ValidateMedicationOrder(const v1::MedicationOrder& order, const std
   return ValidateMedicationOrder(order, FieldPath(path));
 }
 
-absl::Status ValidateCheckRequest(const v1::CheckMedicationsRequest& request) {
+template <typename CheckRequest>
+absl::Status ValidateCheckRequest(const CheckRequest& request) {
   const FieldPath proposed("proposed_medications");
   if (!request.as_of().empty() &&
       (request.as_of().size() > 64 || !ParseIsoDate(request.as_of()).has_value())) {
@@ -273,5 +274,8 @@ absl::Status ValidateCheckRequest(const v1::CheckMedicationsRequest& request) {
   }
   return absl::OkStatus();
 }
+
+template absl::Status ValidateCheckRequest(const v1::CheckMedicationsRequest&);
+template absl::Status ValidateCheckRequest(const v1::CheckMedicationsUnaryRequest&);
 
 }  // namespace vigil

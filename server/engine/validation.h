@@ -26,8 +26,10 @@ absl::Status ValidatePatient(const v1::Patient& patient, const std::string& pref
 // Validates one medication order at `path`.
 absl::Status ValidateMedicationOrder(const v1::MedicationOrder& order, const std::string& path);
 
-// Validates a CheckMedications request.
-absl::Status ValidateCheckRequest(const v1::CheckMedicationsRequest& request);
+// Validates a check request: CheckMedicationsRequest or
+// CheckMedicationsUnaryRequest (the same fields).
+template <typename CheckRequest>
+absl::Status ValidateCheckRequest(const CheckRequest& request);
 
 }  // namespace vigil
 

@@ -1,5 +1,7 @@
 #include "server/feed/feed_message.h"
 
+#include "server/common/timestamp.h"
+
 #include <utility>
 
 #include "google/protobuf/io/coded_stream.h"
@@ -75,7 +77,7 @@ std::shared_ptr<const FeedMessage> MakeEventMessage(int64_t number, const v1::Al
 std::shared_ptr<const FeedMessage> MakeHeartbeatMessage(int64_t latest, absl::Time now) {
   v1::SubscribeResponse response;
   response.set_event_number(latest);
-  response.mutable_heartbeat()->set_time(absl::FormatTime(absl::RFC3339_full, now, absl::UTCTimeZone()));
+  *response.mutable_heartbeat()->mutable_send_time() = ToTimestamp(now);
   auto message = std::make_shared<FeedMessage>();
   message->event_number = latest;
   message->heartbeat = true;

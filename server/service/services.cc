@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "server/common/log.h"
 #include "server/common/text.h"
+#include "server/common/timestamp.h"
 #include "server/engine/screening.h"
 #include "server/engine/validation.h"
 #include "server/kb/catalog.h"
@@ -21,7 +22,8 @@ namespace vigil {
 namespace {
 
 // The screening options of a validated request: its as-of date, or today.
-ScreenOptions OptionsOf(const v1::CheckMedicationsRequest& request) {
+template <typename CheckRequest>
+ScreenOptions OptionsOf(const CheckRequest& request) {
   ScreenOptions options = ScreenOptions::Today();
   if (const auto as_of = ParseIsoDate(request.as_of()); as_of.has_value()) {
     options.as_of = *as_of;
@@ -36,10 +38,10 @@ ScreenOptions OptionsOf(const v1::CheckMedicationsRequest& request) {
 // only one write may be in flight.)
 class ResponseStreamer final : public grpc::ServerWriteReactor<v1::CheckMedicationsResponse> {
  public:
-  ResponseStreamer() : result_(google::protobuf::Arena::CreateMessage<v1::CheckMedicationsResult>(&arena_)) {}
+  ResponseStreamer() : result_(google::protobuf::Arena::CreateMessage<v1::CheckMedicationsUnaryResponse>(&arena_)) {}
 
   // Where the check writes its result (on this stream's arena).
-  v1::CheckMedicationsResult* result() { return result_; }
+  v1::CheckMedicationsUnaryResponse* result() { return result_; }
 
   // Streams the result: one message per alert, then the summary with
   // `final_status`; or, when `final_status` is an error, that alone.
@@ -89,7 +91,7 @@ class ResponseStreamer final : public grpc::ServerWriteReactor<v1::CheckMedicati
   }
 
   google::protobuf::Arena arena_;
-  v1::CheckMedicationsResult* const result_;
+  v1::CheckMedicationsUnaryResponse* const result_;
   std::vector<v1::CheckMedicationsResponse*> responses_;  // on arena_
   grpc::Status final_status_;
   size_t next_ = 0;
@@ -104,7 +106,8 @@ constexpr absl::string_view kUnrecordedPayload = "vigil.internal/unrecorded";
 
 bool Unrecorded(const absl::Status& status) { return status.GetPayload(kUnrecordedPayload).has_value(); }
 
-std::string CodeName(const absl::Status& status) { return std::string(absl::StatusCodeToString(status.code())); }
+// The canonical code of `status` (absl's codes are gRPC's).
+google::rpc::Code CodeName(const absl::Status& status) { return static_cast<google::rpc::Code>(status.code()); }
 
 // Records `audit` with the outcome of `status`, then finishes the call. An
 // audit failure is logged (without patient data) and does not change the
@@ -175,16 +178,16 @@ std::string CertificateSubject(grpc::CallbackServerContext* context) {
 
 // An audit record of a call by `caller`, timed now (the access, not the
 // commit). Long strings are cut by the audit log (AuditLog::kMaxFieldBytes).
-v1::AuditEvent AuditOf(grpc::CallbackServerContext* context, absl::string_view method, absl::string_view action,
+v1::AuditEvent AuditOf(grpc::CallbackServerContext* context, absl::string_view method, v1::AuditAction action,
                        const AuthResult& caller, absl::string_view patient_id) {
   v1::AuditEvent event;
   event.set_method(std::string(method));
-  event.set_action(std::string(action));
+  event.set_action(action);
   event.set_agent(caller->name);
   event.set_certificate_subject(caller.certificate_subject());
   event.set_peer(context->peer());
   event.set_patient_id(std::string(patient_id.substr(0, AuditLog::kMaxFieldBytes)));
-  event.set_access_time(absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()));
+  *event.mutable_access_time() = ToTimestamp(absl::Now());
   return event;
 }
 
@@ -234,7 +237,7 @@ AuthResult Authorize(const ServiceDeps& deps, grpc::CallbackServerContext* conte
 // request's validation; an authorization failure takes precedence over it.
 template <typename Response>
 grpc::ServerUnaryReactor* AuditedOnWorker(const ServiceDeps& deps, grpc::CallbackServerContext* context,
-                                          const char* method, const char* action, Role role,
+                                          const char* method, v1::AuditAction action, Role role,
                                           const std::string& patient_id, const absl::Status& valid,
                                           Response* response, std::function<absl::StatusOr<Response>()> work) {
   auto caller = Authorize(deps, context, role);
@@ -433,9 +436,10 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
 
 }  // namespace
 
-void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request,
+template <typename CheckRequest>
+void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, const CheckRequest* request,
                                       absl::string_view method,
-                                      v1::CheckMedicationsResult* result,
+                                      v1::CheckMedicationsUnaryResponse* result,
                                       std::function<void(const absl::Status&, CallerSlots::Held)> done) {
   const std::string patient_id = request->patient_id().empty() ? request->patient().id() : request->patient_id();
   // The caller's check slot, once it has one; handed to `done` with the
@@ -459,7 +463,7 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
     done(status, std::move(*slot));
   };
   auto caller = Authorize(deps_, context, Role::kEhr);
-  v1::AuditEvent audit = AuditOf(context, method, "E", caller, patient_id);
+  v1::AuditEvent audit = AuditOf(context, method, v1::AUDIT_ACTION_EXECUTE, caller, patient_id);
   if (!caller.ok()) {
     finish(std::move(audit), caller.status());
     return;
@@ -510,8 +514,8 @@ grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* DecisionSupportService::
 }
 
 grpc::ServerUnaryReactor* DecisionSupportService::CheckMedicationsUnary(grpc::CallbackServerContext* context,
-                                                                        const v1::CheckMedicationsRequest* request,
-                                                                        v1::CheckMedicationsResult* response) {
+                                                                        const v1::CheckMedicationsUnaryRequest* request,
+                                                                        v1::CheckMedicationsUnaryResponse* response) {
   auto* reactor = context->DefaultReactor();
   // The response is written in place (on the call's arena, see
   // arena_pool.h); on an error it is cleared so that nothing half-built
@@ -571,7 +575,7 @@ grpc::ServerUnaryReactor* AdminService::ReloadKnowledgeBase(grpc::CallbackServer
                                                             const v1::ReloadKnowledgeBaseRequest* request,
                                                             v1::ReloadKnowledgeBaseResponse* response) {
   auto caller = Authorize(deps_, context, Role::kAdmin);
-  v1::AuditEvent audit = AuditOf(context, "vigil.v1.Admin/ReloadKnowledgeBase", "E", caller, "");
+  v1::AuditEvent audit = AuditOf(context, "vigil.v1.Admin/ReloadKnowledgeBase", v1::AUDIT_ACTION_EXECUTE, caller, "");
   auto* reactor = context->DefaultReactor();
   if (!caller.ok()) {
     FinishAudited(deps_.audit, std::move(audit), reactor, caller.status());
@@ -601,7 +605,7 @@ grpc::ServerUnaryReactor* AdminService::ListAuditEvents(grpc::CallbackServerCont
                                                         const v1::ListAuditEventsRequest* request,
                                                         v1::ListAuditEventsResponse* response) {
   auto caller = Authorize(deps_, context, Role::kAdmin);
-  v1::AuditEvent record = AuditOf(context, "vigil.v1.Admin/ListAuditEvents", "R", caller, "");
+  v1::AuditEvent record = AuditOf(context, "vigil.v1.Admin/ListAuditEvents", v1::AUDIT_ACTION_READ, caller, "");
   absl::Status valid = caller.status();
   if (valid.ok() && (request->page_size() < 0 || request->page_size() > 1000)) {
     valid = absl::InvalidArgumentError("page_size: must be from 0 to 1000");
@@ -646,7 +650,7 @@ grpc::ServerUnaryReactor* AdminService::ListAuditEvents(grpc::CallbackServerCont
         response->events().begin(), response->events().end(),
         [](const v1::AuditEvent& e) { return e.method() == "vigil.v1.Admin/ListAuditEvents"; });
     if (!only_trail_reads) {
-      record.set_outcome("OK");
+      record.set_outcome(google::rpc::OK);
       audit->Record(std::move(record), nullptr);
     }
     reactor->Finish(grpc::Status::OK);
@@ -664,14 +668,14 @@ grpc::ServerUnaryReactor* PatientsService::PutPatient(grpc::CallbackServerContex
   }
   PatientRegistry* registry = deps_.registry;
   return AuditedOnWorker<v1::PutPatientResponse>(
-      deps_, context, "vigil.v1.Patients/PutPatient", "U", Role::kEhr, request->patient().id(), valid, response,
+      deps_, context, "vigil.v1.Patients/PutPatient", v1::AUDIT_ACTION_UPDATE, Role::kEhr, request->patient().id(), valid, response,
       [registry, request] { return registry->PutPatient(request->patient()); });
 }
 
 grpc::ServerUnaryReactor* PatientsService::GetPatient(grpc::CallbackServerContext* context,
                                                       const v1::GetPatientRequest* request, v1::Patient* response) {
   PatientRegistry* registry = deps_.registry;
-  return AuditedOnWorker<v1::Patient>(deps_, context, "vigil.v1.Patients/GetPatient", "R", Role::kEhr,
+  return AuditedOnWorker<v1::Patient>(deps_, context, "vigil.v1.Patients/GetPatient", v1::AUDIT_ACTION_READ, Role::kEhr,
                                       request->patient_id(), ValidatePatientId(request->patient_id(), "patient_id"),
                                       response, [registry, request] { return registry->GetPatient(request->patient_id()); });
 }
@@ -681,7 +685,7 @@ grpc::ServerUnaryReactor* PatientsService::DeletePatient(grpc::CallbackServerCon
                                                          v1::DeletePatientResponse* response) {
   PatientRegistry* registry = deps_.registry;
   return AuditedOnWorker<v1::DeletePatientResponse>(
-      deps_, context, "vigil.v1.Patients/DeletePatient", "D", Role::kEhr, request->patient_id(),
+      deps_, context, "vigil.v1.Patients/DeletePatient", v1::AUDIT_ACTION_DELETE, Role::kEhr, request->patient_id(),
       ValidatePatientId(request->patient_id(), "patient_id"), response,
       [registry, request] { return registry->DeletePatient(request->patient_id()); });
 }
@@ -706,7 +710,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* AlertFeedService::Subscribe(grpc::Ca
     patients = "*";
   }
   auto caller = Authorize(deps_, context, Role::kSubscriber);
-  v1::AuditEvent audit = AuditOf(context, kMethod, "E", caller, patients);
+  v1::AuditEvent audit = AuditOf(context, kMethod, v1::AUDIT_ACTION_EXECUTE, caller, patients);
   auto reject = [this, reactor](v1::AuditEvent a, const absl::Status& status) {
     if (Unrecorded(status)) {
       reactor->Reject(ToGrpcStatus(status));
@@ -754,7 +758,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* AlertFeedService::Subscribe(grpc::Ca
     reject(std::move(audit), sub.status());
     return reactor;
   }
-  audit.set_outcome("OK");
+  audit.set_outcome(google::rpc::OK);
   deps_.audit->Record(std::move(audit), [reactor, sub = *std::move(sub)](const absl::Status&) mutable {
     reactor->Begin(std::move(sub));
   });
@@ -766,7 +770,7 @@ grpc::ServerUnaryReactor* AlertFeedService::AcknowledgeAlert(grpc::CallbackServe
                                                              v1::AcknowledgeAlertResponse* response) {
   constexpr char kMethod[] = "vigil.v1.AlertFeed/AcknowledgeAlert";
   auto caller = Authorize(deps_, context, Role::kClinician);
-  v1::AuditEvent audit = AuditOf(context, kMethod, "U", caller, "");
+  v1::AuditEvent audit = AuditOf(context, kMethod, v1::AUDIT_ACTION_UPDATE, caller, "");
   audit.set_alert_id(request->alert_id().substr(0, 256));
   if (!caller.ok()) {
     auto* reactor = context->DefaultReactor();
@@ -798,7 +802,7 @@ grpc::ServerUnaryReactor* AlertFeedService::ListAlerts(grpc::CallbackServerConte
                                                        v1::ListAlertsResponse* response) {
   PatientRegistry* registry = deps_.registry;
   return AuditedOnWorker<v1::ListAlertsResponse>(
-      deps_, context, "vigil.v1.AlertFeed/ListAlerts", "R", Role::kSubscriber, request->patient_id(),
+      deps_, context, "vigil.v1.AlertFeed/ListAlerts", v1::AUDIT_ACTION_READ, Role::kSubscriber, request->patient_id(),
       ValidatePatientId(request->patient_id(), "patient_id"), response,
       [registry, request] { return registry->ListAlerts(*request); });
 }

@@ -59,20 +59,22 @@ class DecisionSupportService final : public v1::DecisionSupport::CallbackService
   grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* CheckMedications(
       grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request) override;
   grpc::ServerUnaryReactor* CheckMedicationsUnary(grpc::CallbackServerContext* context,
-                                                  const v1::CheckMedicationsRequest* request,
-                                                  v1::CheckMedicationsResult* response) override;
+                                                  const v1::CheckMedicationsUnaryRequest* request,
+                                                  v1::CheckMedicationsUnaryResponse* response) override;
 
  private:
   // Authorizes, validates, audits and screens a check (inline, or on the
   // database worker for a stored patient) into `result`; `done` runs once,
   // with OK or the error. The shared body of both check RPCs.
-  void RunCheck(grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request,
-                absl::string_view method, v1::CheckMedicationsResult* result,
+  // `CheckRequest`: CheckMedicationsRequest or CheckMedicationsUnaryRequest.
+  template <typename CheckRequest>
+  void RunCheck(grpc::CallbackServerContext* context, const CheckRequest* request,
+                absl::string_view method, v1::CheckMedicationsUnaryResponse* result,
                 std::function<void(const absl::Status&, CallerSlots::Held)> done);
 
   const ServiceDeps deps_;
   // Unary checks parse their request and build their answer on pooled arenas.
-  PooledArenaAllocator<v1::CheckMedicationsRequest, v1::CheckMedicationsResult> arenas_;
+  PooledArenaAllocator<v1::CheckMedicationsUnaryRequest, v1::CheckMedicationsUnaryResponse> arenas_;
 };
 
 class DrugCatalogService final : public v1::DrugCatalog::CallbackService {

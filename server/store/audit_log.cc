@@ -44,9 +44,8 @@ void Truncate(std::string* text, size_t max) {
 }  // namespace
 
 void AuditLog::Record(v1::AuditEvent event, std::function<void(const absl::Status&)> done) {
-  for (std::string* field : {event.mutable_action(), event.mutable_method(), event.mutable_agent(),
-                             event.mutable_peer(), event.mutable_patient_id(), event.mutable_outcome(),
-                             event.mutable_alert_id(), event.mutable_access_time(),
+  for (std::string* field : {event.mutable_method(), event.mutable_agent(), event.mutable_peer(),
+                             event.mutable_patient_id(), event.mutable_alert_id(),
                              event.mutable_certificate_subject()}) {
     Truncate(field, kMaxFieldBytes);
   }

@@ -3,12 +3,16 @@
 #include <sqlite3.h>
 
 #include <memory>
+#include <optional>
+#include <vector>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "google/rpc/code.pb.h"
+#include "server/common/timestamp.h"
 
 namespace vigil {
 namespace {
@@ -70,9 +74,101 @@ CREATE INDEX events_by_patient ON events(patient_id);
 ALTER TABLE audit ADD COLUMN access_time TEXT NOT NULL DEFAULT '';
 ALTER TABLE audit ADD COLUMN certificate_subject TEXT NOT NULL DEFAULT '';
 )sql",
+    // 4 -> 5: vigil.v1 fixed its times as google.protobuf.Timestamp and the
+    // rule origin as an enum: the stored alerts and events are rewritten
+    // (UpgradeBlobsToFixedV1, run with this step).
+    "",
 };
 
-std::string Now() { return absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()); }
+// The fields vigil.v1 changed when it was fixed, as they are found in blobs
+// written before: (message, old field number) of a string.
+enum class Legacy { kRuleOrigin, kEventTime, kAcknowledgeTime, kHistoryTime };
+
+std::optional<Legacy> LegacyField(const std::string& message, int number) {
+  if (message == "vigil.v1.Alert" && number == 13) return Legacy::kRuleOrigin;
+  if (message == "vigil.v1.AlertEvent" && number == 4) return Legacy::kEventTime;
+  if (message == "vigil.v1.Acknowledgement" && number == 5) return Legacy::kAcknowledgeTime;
+  if (message == "vigil.v1.AlertHistoryEntry" && number == 3) return Legacy::kHistoryTime;
+  return std::nullopt;
+}
+
+// Moves the legacy string fields of `message` and the messages in it (kept
+// by protobuf as unknown fields) into their fixed-v1 fields.
+void UpgradeToFixedV1(google::protobuf::Message* message) {
+  const auto* reflection = message->GetReflection();
+  auto* unknown = reflection->MutableUnknownFields(message);
+  const std::string& name = message->GetDescriptor()->full_name();
+  for (int i = unknown->field_count() - 1; i >= 0; --i) {
+    const auto& field = unknown->field(i);
+    const auto legacy = LegacyField(name, field.number());
+    if (!legacy.has_value() || field.type() != google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED) {
+      continue;
+    }
+    const std::string text = field.length_delimited();
+    switch (*legacy) {
+      case Legacy::kRuleOrigin:
+        static_cast<v1::Alert*>(message)->set_rule_origin(text == "curated" ? v1::RULE_ORIGIN_CURATED
+                                                                           : v1::RULE_ORIGIN_IMPORTED);
+        break;
+      case Legacy::kEventTime:
+        *static_cast<v1::AlertEvent*>(message)->mutable_event_time() = TimestampOfRfc3339(text);
+        break;
+      case Legacy::kAcknowledgeTime:
+        *static_cast<v1::Acknowledgement*>(message)->mutable_acknowledge_time() = TimestampOfRfc3339(text);
+        break;
+      case Legacy::kHistoryTime:
+        *static_cast<v1::AlertHistoryEntry*>(message)->mutable_event_time() = TimestampOfRfc3339(text);
+        break;
+    }
+    unknown->DeleteSubrange(i, 1);
+  }
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  reflection->ListFields(*message, &fields);
+  for (const auto* f : fields) {
+    if (f->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
+      continue;
+    }
+    if (f->is_repeated()) {
+      for (int k = 0; k < reflection->FieldSize(*message, f); ++k) {
+        UpgradeToFixedV1(reflection->MutableRepeatedMessage(message, f, k));
+      }
+    } else {
+      UpgradeToFixedV1(reflection->MutableMessage(message, f));
+    }
+  }
+}
+
+std::string Now() { return Rfc3339(absl::Now()); }
+
+// The audit table keeps FHIR AuditEvent action codes ("C", "R", "U", "D",
+// "E") and status code names ("OK", "NOT_FOUND"), as written before v1 was
+// fixed.
+std::string AuditActionCode(v1::AuditAction action) {
+  switch (action) {
+    case v1::AUDIT_ACTION_CREATE:
+      return "C";
+    case v1::AUDIT_ACTION_READ:
+      return "R";
+    case v1::AUDIT_ACTION_UPDATE:
+      return "U";
+    case v1::AUDIT_ACTION_DELETE:
+      return "D";
+    case v1::AUDIT_ACTION_EXECUTE:
+      return "E";
+    default:
+      return "";
+  }
+}
+
+v1::AuditAction AuditActionOfCode(const std::string& code) {
+  for (const v1::AuditAction action : {v1::AUDIT_ACTION_CREATE, v1::AUDIT_ACTION_READ, v1::AUDIT_ACTION_UPDATE,
+                                       v1::AUDIT_ACTION_DELETE, v1::AUDIT_ACTION_EXECUTE}) {
+    if (AuditActionCode(action) == code) {
+      return action;
+    }
+  }
+  return v1::AUDIT_ACTION_UNSPECIFIED;
+}
 
 }  // namespace
 
@@ -289,6 +385,9 @@ absl::Status SqliteStore::Migrate() {
       return st;
     }
     auto st = Exec(kMigrations[v]);
+    if (st.ok() && v == 4) {
+      st = UpgradeBlobsToFixedV1();
+    }
     if (st.ok()) {
       st = Exec(absl::StrCat("PRAGMA user_version=", v + 1).c_str());
     }
@@ -302,6 +401,44 @@ absl::Status SqliteStore::Migrate() {
   }
   schema_version_ = kLatest;
   return absl::OkStatus();
+}
+
+template <typename Message>
+absl::Status SqliteStore::UpgradeBlobs(const char* select, const char* update) {
+  std::vector<std::pair<std::string, std::string>> rewritten;  // (key, data)
+  {
+    Statement st(statements_.get(), select);
+    int rc = 0;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      Message message;
+      if (!message.ParseFromString(st.Blob(1))) {
+        return absl::DataLossError(absl::StrCat("database ", path_, ": a stored record cannot be read (", st.Text(0), ")"));
+      }
+      UpgradeToFixedV1(&message);
+      rewritten.emplace_back(st.Text(0), message.SerializeAsString());
+    }
+    if (rc != SQLITE_DONE) {
+      return StatusFor(rc, db_, path_, "cannot read the records to upgrade");
+    }
+  }
+  for (const auto& [key, data] : rewritten) {
+    Statement st(statements_.get(), update);
+    st.BindBlob(1, data).Bind(2, key);
+    if (const int rc = st.Step(); rc != SQLITE_DONE) {
+      return StatusFor(rc, db_, path_, "cannot upgrade a stored record");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::UpgradeBlobsToFixedV1() {
+  if (auto st = UpgradeBlobs<store::v1::StoredAlert>("SELECT alert_id, data FROM alerts",
+                                                     "UPDATE alerts SET data = ? WHERE alert_id = ?");
+      !st.ok()) {
+    return st;
+  }
+  return UpgradeBlobs<v1::AlertEvent>("SELECT CAST(event_number AS TEXT), data FROM events",
+                                      "UPDATE events SET data = ? WHERE event_number = CAST(? AS INTEGER)");
 }
 
 absl::StatusOr<PatientState> SqliteStore::LoadPatient(const std::string& patient_id) {
@@ -369,7 +506,9 @@ absl::StatusOr<CommitResult> SqliteStore::Commit(const PatientChange& change) {
 }
 
 absl::StatusOr<CommitResult> SqliteStore::CommitLocked(const PatientChange& change) {
-  const std::string now = Now();
+  const absl::Time now_at = absl::Now();
+  const std::string now = Rfc3339(now_at);
+  const google::protobuf::Timestamp now_time = ToTimestamp(now_at);
   // Optimistic concurrency: the change must be computed from the stored revision.
   int64_t revision = 0;
   {
@@ -421,9 +560,9 @@ absl::StatusOr<CommitResult> SqliteStore::CommitLocked(const PatientChange& chan
     StoredEvent stored;
     stored.number = ++latest;
     stored.event = change.op == PatientChange::Op::kDelete ? Tombstone(event_in) : event_in;
-    stored.event.set_event_time(now);
+    *stored.event.mutable_event_time() = now_time;
     if (stored.event.has_acknowledgement()) {
-      stored.event.mutable_acknowledgement()->set_time(now);
+      *stored.event.mutable_acknowledgement()->mutable_acknowledge_time() = now_time;
     }
     // Append to the alert's history.
     for (auto& alert : result.alerts) {
@@ -431,7 +570,7 @@ absl::StatusOr<CommitResult> SqliteStore::CommitLocked(const PatientChange& chan
         auto* h = alert.mutable_record()->add_history();
         h->set_event_number(stored.number);
         h->set_type(stored.event.type());
-        h->set_time(now);
+        *h->mutable_event_time() = now_time;
         if (stored.event.has_acknowledgement()) {
           *h->mutable_acknowledgement() = stored.event.acknowledgement();
         }
@@ -563,9 +702,10 @@ absl::Status SqliteStore::AppendAudit(const std::vector<v1::AuditEvent>& events)
                         "access_time, certificate_subject) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   for (const auto& e : events) {
     insert.Reset();
-    insert.Bind(1, now).Bind(2, e.action()).Bind(3, e.method()).Bind(4, e.agent()).Bind(5, e.peer())
-        .Bind(6, e.patient_id()).Bind(7, e.outcome()).Bind(8, e.alert_id())
-        .Bind(9, e.access_time().empty() ? now : e.access_time()).Bind(10, e.certificate_subject());
+    insert.Bind(1, now).Bind(2, AuditActionCode(e.action())).Bind(3, e.method()).Bind(4, e.agent())
+        .Bind(5, e.peer()).Bind(6, e.patient_id()).Bind(7, google::rpc::Code_Name(e.outcome()))
+        .Bind(8, e.alert_id()).Bind(9, e.has_access_time() ? Rfc3339(FromTimestamp(e.access_time())) : now)
+        .Bind(10, e.certificate_subject());
     if (const int rc = insert.Step(); rc != SQLITE_DONE) {
       auto status = StatusFor(rc, db_, path_, "cannot append to the audit trail");
       Exec("ROLLBACK").IgnoreError();
@@ -590,15 +730,17 @@ absl::StatusOr<std::vector<v1::AuditEvent>> SqliteStore::ReadAudit(int64_t after
   while ((rc = st.Step()) == SQLITE_ROW) {
     auto& e = out.emplace_back();
     e.set_id(st.Int(0));
-    e.set_recorded_time(st.Text(1));
-    e.set_action(st.Text(2));
+    *e.mutable_record_time() = TimestampOfRfc3339(st.Text(1));
+    e.set_action(AuditActionOfCode(st.Text(2)));
     e.set_method(st.Text(3));
     e.set_agent(st.Text(4));
     e.set_peer(st.Text(5));
     e.set_patient_id(st.Text(6));
-    e.set_outcome(st.Text(7));
+    google::rpc::Code outcome = google::rpc::UNKNOWN;
+    google::rpc::Code_Parse(st.Text(7), &outcome);
+    e.set_outcome(outcome);
     e.set_alert_id(st.Text(8));
-    e.set_access_time(st.Text(9));
+    *e.mutable_access_time() = TimestampOfRfc3339(st.Text(9));
     e.set_certificate_subject(st.Text(10));
   }
   if (rc != SQLITE_DONE) {

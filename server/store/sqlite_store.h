@@ -20,7 +20,7 @@ class SqliteStore final : public Store {
  public:
   // The schema version this build writes. Older files are migrated in place
   // when opened; a file from a newer version is refused.
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   // Opens (creating if needed) and migrates the database at `path`.
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
@@ -42,6 +42,11 @@ class SqliteStore final : public Store {
  private:
   explicit SqliteStore(sqlite3* db, std::string path);
   absl::Status Migrate();
+  // The 4 -> 5 migration: stored alerts and events rewritten to the fixed
+  // vigil.v1 (Timestamp times, the rule-origin enum).
+  absl::Status UpgradeBlobsToFixedV1() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  template <typename Message>
+  absl::Status UpgradeBlobs(const char* select, const char* update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<CommitResult> CommitLocked(const PatientChange& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Deletes the patient's context and alerts and turns its events into
