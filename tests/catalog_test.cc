@@ -1,6 +1,8 @@
 // Tests of the drug catalog queries.
 #include "server/kb/catalog.h"
 
+#include "server/kb/loader.h"
+
 #include "gtest/gtest.h"
 #include "tests/test_kb.h"
 #include "tests/test_util.h"
@@ -96,6 +98,66 @@ TEST_F(CatalogTest, SearchErrorsNameTheField) {
   request.set_class_id("");
   request.set_page_token("garbage");
   EXPECT_EQ(SearchDrugs(*kb_, request).status().message().rfind("page_token:", 0), 0u);
+}
+
+}  // namespace
+}  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST(CatalogPagingTest, TokensSurviveAReloadAndViewsAreNamed) {
+  // The bundled base, and a second load of it (what a reload serves).
+  const std::shared_ptr<const KnowledgeBase> first = testing::BundledKb();
+  KnowledgeBaseSpec spec;
+  spec.curated.push_back(VIGIL_BUNDLED_KB);
+  auto reloaded = LoadKnowledgeBase(spec);
+  ASSERT_TRUE(first != nullptr && reloaded.ok());
+  v1::SearchDrugsRequest request;
+  request.set_query("statin");
+  request.set_page_size(1);
+  auto page1 = SearchDrugs(*first, request);
+  ASSERT_TRUE(page1.ok()) << page1.status();
+  ASSERT_EQ(page1->drugs_size(), 1);
+  ASSERT_FALSE(page1->next_page_token().empty());
+  // The next page, asked of another load of the knowledge base, continues
+  // after the last drug id.
+  request.set_page_token(page1->next_page_token());
+  auto page2 = SearchDrugs(**reloaded, request);
+  ASSERT_TRUE(page2.ok()) << page2.status();
+  ASSERT_EQ(page2->drugs_size(), 1);
+  EXPECT_GT(page2->drugs(0).id(), page1->drugs(0).id());
+  // A token of another query is refused, naming the field.
+  request.set_query("pril");
+  auto other = SearchDrugs(*first, request);
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(other.status().message().rfind("page_token:", 0), 0u) << other.status();
+  // Views: basic by default for a search, full on request; full by default
+  // for GetDrug.
+  v1::SearchDrugsRequest full;
+  full.set_query("statin");
+  full.set_page_size(100);
+  full.set_view(v1::DRUG_VIEW_FULL);
+  v1::SearchDrugsRequest basic = full;
+  basic.clear_view();
+  auto full_page = SearchDrugs(*first, full);
+  auto basic_page = SearchDrugs(*first, basic);
+  ASSERT_TRUE(full_page.ok() && basic_page.ok());
+  ASSERT_EQ(full_page->drugs_size(), basic_page->drugs_size());
+  size_t full_bytes = 0;
+  size_t basic_bytes = 0;
+  for (int i = 0; i < full_page->drugs_size(); ++i) {
+    full_bytes += full_page->drugs(i).ByteSizeLong();
+    basic_bytes += basic_page->drugs(i).ByteSizeLong();
+    v1::GetDrugRequest get;
+    get.set_name(full_page->drugs(i).id());
+    auto drug = GetDrug(*first, get);
+    ASSERT_TRUE(drug.ok());
+    EXPECT_EQ(drug->SerializeAsString(), full_page->drugs(i).SerializeAsString());
+  }
+  EXPECT_GT(full_bytes, basic_bytes);
+  full.set_view(static_cast<v1::DrugView>(7));
+  EXPECT_EQ(SearchDrugs(*first, full).status().message().rfind("view:", 0), 0u);
 }
 
 }  // namespace

@@ -472,3 +472,65 @@ TEST(AlertFeedTest, InvalidRequestsNameTheField) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST(AlertFeedTest, ListAlertsPagesThroughEveryAlertOnceInOrder) {
+  ServerProcess server({});
+  ASSERT_TRUE(server.ok()) << server.log();
+  Client client(server.address());
+  client.MustPut(MakePatient("paged", true, 6));
+  const v1::ListAlertsResponse whole = client.List("paged", false);
+  ASSERT_GE(whole.alerts_size(), 7);
+  EXPECT_TRUE(whole.next_page_token().empty());
+  auto page = [&](const std::string& token, int size, bool all, v1::ListAlertsResponse* response) {
+    grpc::ClientContext context;
+    v1::ListAlertsRequest request;
+    request.set_patient_id("paged");
+    request.set_page_size(size);
+    request.set_page_token(token);
+    request.set_include_resolved(all);
+    return client.feed().ListAlerts(&context, request, response);
+  };
+  std::vector<std::string> paged;
+  std::string token;
+  std::string first_token;
+  int pages = 0;
+  do {
+    v1::ListAlertsResponse response;
+    ASSERT_TRUE(page(token, 3, false, &response).ok());
+    EXPECT_LE(response.alerts_size(), 3);
+    for (const auto& record : response.alerts()) {
+      paged.push_back(record.alert().id());
+    }
+    token = response.next_page_token();
+    if (pages == 0) {
+      first_token = token;
+    }
+    ++pages;
+  } while (!token.empty() && pages < 100);
+  std::vector<std::string> expected;
+  for (const auto& record : whole.alerts()) {
+    expected.push_back(record.alert().id());
+  }
+  EXPECT_EQ(paged, expected);
+  EXPECT_EQ(pages, (whole.alerts_size() + 2) / 3);
+  // A token is for the request it came from, and is not something else.
+  v1::ListAlertsResponse refused;
+  const grpc::Status other = page(first_token, 3, true, &refused);
+  EXPECT_EQ(other.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(other.error_message().rfind("page_token:", 0), 0u) << other.error_message();
+  EXPECT_EQ(page("not-a-token", 3, false, &refused).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(page("", 1001, false, &refused).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // The token survives a write that re-screens the patient: the next page
+  // continues after the last alert of the first.
+  client.MustPut(MakePatient("paged", true, 6));
+  v1::ListAlertsResponse second;
+  ASSERT_TRUE(page(first_token, 3, false, &second).ok());
+  ASSERT_GT(second.alerts_size(), 0);
+  EXPECT_EQ(second.alerts(0).alert().id(), expected[3]);
+}
+
+}  // namespace
+}  // namespace vigil

@@ -29,6 +29,8 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "tests/server_process.h"
 #include "tests/test_util.h"
 #include "vigil/v1/admin.grpc.pb.h"
@@ -156,6 +158,18 @@ std::string SerializeWithBytes(const google::protobuf::Message& message, const s
   if (!absl::StartsWith(status.error_message(), absl::StrCat(field, ":"))) {
     return ::testing::AssertionFailure() << "INVALID_ARGUMENT, but the message '" << status.error_message()
                                          << "' does not start with '" << field << ":'";
+  }
+  // The details carry google.rpc.BadRequest naming the same field.
+  google::rpc::Status details;
+  google::rpc::BadRequest bad_request;
+  if (!details.ParseFromString(status.error_details()) || details.details_size() != 1 ||
+      !details.details(0).UnpackTo(&bad_request) || bad_request.field_violations_size() != 1) {
+    return ::testing::AssertionFailure() << "INVALID_ARGUMENT naming '" << field
+                                         << "', but without a google.rpc.BadRequest in its details";
+  }
+  if (bad_request.field_violations(0).field() != field || bad_request.field_violations(0).description().empty()) {
+    return ::testing::AssertionFailure() << "BadRequest names '" << bad_request.field_violations(0).field()
+                                         << "', not '" << field << "'";
   }
   return ::testing::AssertionSuccess();
 }

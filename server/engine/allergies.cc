@@ -24,6 +24,21 @@ bool IsSevereReaction(absl::string_view reaction) {
   return false;
 }
 
+// Evidence naming the recorded allergy, its reaction and criticality.
+void AddAllergyEvidence(const v1::Allergy& allergy, v1::Alert& alert) {
+  auto* e = alert.add_evidence();
+  e->set_type(v1::EVIDENCE_TYPE_ALLERGY);
+  e->set_reference(allergy.substance());
+  std::string text = absl::StrCat("Allergy: ", Clamp(allergy.substance(), 120));
+  if (!allergy.reaction().empty()) {
+    absl::StrAppend(&text, " (reaction: ", Clamp(allergy.reaction(), 120), ")");
+  }
+  if (allergy.criticality() == v1::ALLERGY_CRITICALITY_HIGH) {
+    absl::StrAppend(&text, ", high criticality");
+  }
+  e->set_description(text);
+}
+
 }  // namespace
 
 void CheckAllergies(CheckInput& in, AlertBuilder& out) {
@@ -33,19 +48,7 @@ void CheckAllergies(CheckInput& in, AlertBuilder& out) {
   }
   for (const auto& allergy : in.patient.allergies()) {
     const auto target = in.kb.Resolve(allergy.substance());
-    auto evidence = [&](v1::Alert& alert) {
-      auto* e = alert.add_evidence();
-      e->set_type(v1::EVIDENCE_TYPE_ALLERGY);
-      e->set_reference(allergy.substance());
-      std::string text = absl::StrCat("Allergy: ", Clamp(allergy.substance(), 120));
-      if (!allergy.reaction().empty()) {
-        absl::StrAppend(&text, " (reaction: ", Clamp(allergy.reaction(), 120), ")");
-      }
-      if (allergy.criticality() == v1::ALLERGY_CRITICALITY_HIGH) {
-        absl::StrAppend(&text, ", high criticality");
-      }
-      e->set_description(text);
-    };
+    auto evidence = [&allergy](v1::Alert& alert) { AddAllergyEvidence(allergy, alert); };
     if (target.kind == KnowledgeBase::Resolved::Kind::kNone) {
       if (screened.empty()) {
         continue;

@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
+#include <tuple>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/common/page_token.h"
 #include "server/common/text.h"
 #include "server/engine/screening.h"
 #include "server/engine/validation.h"
@@ -332,30 +336,52 @@ absl::StatusOr<v1::AcknowledgeAlertResponse> PatientRegistry::Acknowledge(const 
 }
 
 absl::StatusOr<v1::ListAlertsResponse> PatientRegistry::ListAlerts(const v1::ListAlertsRequest& request) {
-  auto state = store_->LoadPatient(ToNfc(request.patient_id()));
+  if (request.page_size() < 0 || request.page_size() > kMaxAlertsPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size: must be from 0 to ", kMaxAlertsPageSize));
+  }
+  const std::string patient_id = ToNfc(request.patient_id());
+  // The order of the list: active first, then most severe, then by id.
+  using Key = std::tuple<int, int, std::string>;
+  auto key_of = [](const v1::AlertRecord& r) {
+    return Key(IsActive(r.status()) ? 0 : 1, -static_cast<int>(r.alert().severity()), r.alert().id());
+  };
+  const std::string query = absl::StrCat(patient_id, "\x1f", request.include_resolved() ? "all" : "active");
+  std::optional<Key> after;
+  if (!request.page_token().empty()) {
+    auto parts = DecodePageToken(request.page_token(), query, 3, "page_token");
+    if (!parts.ok()) {
+      return parts.status();
+    }
+    int rank = 0;
+    int severity = 0;
+    if (!absl::SimpleAtoi((*parts)[0], &rank) || !absl::SimpleAtoi((*parts)[1], &severity)) {
+      return absl::InvalidArgumentError("page_token: is not a token from a previous response");
+    }
+    after = Key(rank, severity, (*parts)[2]);
+  }
+  auto state = store_->LoadPatient(patient_id);
   if (!state.ok()) {
     return state.status();
   }
   if (!state->exists && state->alerts.empty()) {
     return absl::NotFoundError(absl::StrCat("patient_id: no stored patient '", request.patient_id().substr(0, 128), "'"));
   }
-  std::vector<v1::AlertRecord> records;
+  std::vector<const v1::AlertRecord*> records;
   for (const auto& a : state->alerts) {
-    if (request.include_resolved() || IsActive(a.record().status())) {
-      records.push_back(a.record());
+    if ((request.include_resolved() || IsActive(a.record().status())) && (!after || key_of(a.record()) > *after)) {
+      records.push_back(&a.record());
     }
   }
-  std::stable_sort(records.begin(), records.end(), [](const v1::AlertRecord& a, const v1::AlertRecord& b) {
-    const bool aa = IsActive(a.status());
-    const bool ba = IsActive(b.status());
-    if (aa != ba) {
-      return aa;
-    }
-    return a.alert().severity() > b.alert().severity();
-  });
+  std::sort(records.begin(), records.end(),
+            [&](const v1::AlertRecord* a, const v1::AlertRecord* b) { return key_of(*a) < key_of(*b); });
+  const size_t page_size = static_cast<size_t>(request.page_size() == 0 ? kDefaultAlertsPageSize : request.page_size());
   v1::ListAlertsResponse response;
-  for (auto& r : records) {
-    *response.add_alerts() = std::move(r);
+  for (size_t i = 0; i < records.size() && i < page_size; ++i) {
+    *response.add_alerts() = *records[i];
+  }
+  if (records.size() > page_size) {
+    const auto [rank, severity, id] = key_of(*records[page_size - 1]);
+    response.set_next_page_token(EncodePageToken(query, {absl::StrCat(rank), absl::StrCat(severity), id}));
   }
   return response;
 }

@@ -65,6 +65,10 @@ class PatientRegistry {
   absl::Mutex write_mu_;
 };
 
+// ListAlerts pages: the default and the most alerts in one.
+inline constexpr int kDefaultAlertsPageSize = 100;
+inline constexpr int kMaxAlertsPageSize = 1000;
+
 // The most events a subscriber may ask for in one message
 // (SubscribeRequest.max_events_per_message).
 inline constexpr int kMaxEventsPerMessage = 1000;

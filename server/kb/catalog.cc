@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/common/page_token.h"
 #include "server/common/text.h"
 
 namespace vigil {
@@ -152,7 +153,10 @@ absl::StatusOr<v1::Drug> GetDrug(const KnowledgeBase& kb, const v1::GetDrugReque
     return absl::NotFoundError(absl::StrCat("name: no drug '", request.name().substr(0, 128),
                                             "' in the knowledge base (try SearchDrugs)"));
   }
-  return DescribeDrug(kb, *d, /*full=*/true);
+  if (!v1::DrugView_IsValid(request.view())) {
+    return absl::InvalidArgumentError(absl::StrCat("view: unknown view ", request.view()));
+  }
+  return DescribeDrug(kb, *d, /*full=*/request.view() != v1::DRUG_VIEW_BASIC);
 }
 
 absl::StatusOr<v1::SearchDrugsResponse> SearchDrugs(const KnowledgeBase& kb,
@@ -174,9 +178,18 @@ absl::StatusOr<v1::SearchDrugsResponse> SearchDrugs(const KnowledgeBase& kb,
       return absl::InvalidArgumentError(absl::StrCat("class_id: unknown class '", request.class_id().substr(0, 128), "'"));
     }
   }
-  size_t offset = 0;
-  if (!request.page_token().empty() && !absl::SimpleAtoi(request.page_token(), &offset)) {
-    return absl::InvalidArgumentError("page_token: is not a token from a previous response");
+  if (!v1::DrugView_IsValid(request.view())) {
+    return absl::InvalidArgumentError(absl::StrCat("view: unknown view ", request.view()));
+  }
+  const bool full = request.view() == v1::DRUG_VIEW_FULL;
+  const std::string search = absl::StrCat(query, "\x1f", request.class_id());
+  std::string after;
+  if (!request.page_token().empty()) {
+    auto key = DecodePageToken(request.page_token(), search, 1, "page_token");
+    if (!key.ok()) {
+      return key.status();
+    }
+    after = (*key)[0];
   }
   const int page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
   std::vector<DrugIndex> hits;
@@ -185,6 +198,9 @@ absl::StatusOr<v1::SearchDrugsResponse> SearchDrugs(const KnowledgeBase& kb,
       continue;
     }
     const auto& drug = kb.drug(d).proto;
+    if (!after.empty() && drug.id() <= after) {
+      continue;
+    }
     bool match = query.empty();
     auto consider = [&](const std::string& name) { match = match || absl::StrContains(NormalizeName(name), query); };
     consider(drug.id());
@@ -202,11 +218,12 @@ absl::StatusOr<v1::SearchDrugsResponse> SearchDrugs(const KnowledgeBase& kb,
   std::sort(hits.begin(), hits.end(),
             [&](DrugIndex a, DrugIndex b) { return kb.drug(a).proto.id() < kb.drug(b).proto.id(); });
   v1::SearchDrugsResponse response;
-  for (size_t i = offset; i < hits.size() && i < offset + static_cast<size_t>(page_size); ++i) {
-    *response.add_drugs() = DescribeDrug(kb, hits[i], /*full=*/false);
+  const size_t size = static_cast<size_t>(page_size);
+  for (size_t i = 0; i < hits.size() && i < size; ++i) {
+    *response.add_drugs() = DescribeDrug(kb, hits[i], full);
   }
-  if (offset + static_cast<size_t>(page_size) < hits.size()) {
-    response.set_next_page_token(absl::StrCat(offset + static_cast<size_t>(page_size)));
+  if (hits.size() > size) {
+    response.set_next_page_token(EncodePageToken(search, {kb.drug(hits[size - 1]).proto.id()}));
   }
   return response;
 }

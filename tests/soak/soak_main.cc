@@ -1136,13 +1136,25 @@ void Soak::VerifyPatients(const std::vector<std::vector<PatientState>>& patients
           }
         }
       }
-      grpc::ClientContext context;
-      Prepare(&context);
-      v1::ListAlertsRequest request;
-      request.set_patient_id(patient.id);
-      request.set_include_resolved(true);
+      // Every page of the patient's alerts.
       v1::ListAlertsResponse list;
-      const grpc::Status status = feed->ListAlerts(&context, request, &list);
+      grpc::Status status;
+      std::string token;
+      do {
+        grpc::ClientContext context;
+        Prepare(&context);
+        v1::ListAlertsRequest request;
+        request.set_patient_id(patient.id);
+        request.set_include_resolved(true);
+        request.set_page_size(1000);
+        request.set_page_token(token);
+        v1::ListAlertsResponse page;
+        status = feed->ListAlerts(&context, request, &page);
+        for (auto& record : *page.mutable_alerts()) {
+          *list.add_alerts() = std::move(record);
+        }
+        token = page.next_page_token();
+      } while (status.ok() && !token.empty());
       // NOT_FOUND only for a patient that is not stored and had no alert
       // since its last deletion.
       const bool expected = status.ok() || (status.error_code() == grpc::StatusCode::NOT_FOUND && !patient.exists &&
