@@ -304,7 +304,8 @@ TEST_F(EndToEndTest, ClientDemoShowsTheMonographsSituations) {
   EXPECT_EQ(code, 0) << out;
   for (const char* want : {"silperisone-ci-severe-renal-impairment", "silperisone-ci-severe-hepatic-impairment",
                            "silperisone-hypersensitivity", "ddi-silperisone-antidepressants",
-                           "ddi-silperisone-muscle-relaxants", "ddi-silperisone-sedatives", "additive-cns-depression"}) {
+                           "ddi-silperisone-muscle-relaxants", "ddi-silperisone-sedatives", "additive-cns-depression",
+                           "codeine-ci-under-12"}) {
     EXPECT_NE(out.find(want), std::string::npos) << want;
   }
   EXPECT_EQ(out.find("FAILED"), std::string::npos) << out;

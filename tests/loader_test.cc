@@ -180,3 +180,23 @@ TEST(LoaderTest, EveryBundledSummaryIsShortAndEveryDrugHasASource) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+// Age rules (docs/adding-a-rule-kind.md's worked example): the validator
+// refuses an empty or negative range, and accepts an age range alone.
+TEST(LoaderTest, AgeRangeMustBeARealRange) {
+  for (const char* age : {"age { min_years: 12 below_years: 12 }", "age { min_years: -1 }",
+                          "age { min_years: 18 below_years: 2 }", "age { }"}) {
+    ExpectRefused(std::string(kSource) + "condition_sets { id: \"c\" name: \"C\" sources: \"s\"\n  " + age + "\n}\n",
+                  {"broken.textproto:2", "condition set 'c'"});
+  }
+  auto kb = LoadFromTexts({{"ok.textproto", std::string(kSource) +
+                                                "condition_sets { id: \"under-12\" name: \"Children under 12\" "
+                                                "sources: \"s\" age { below_years: 12 } }\n"}});
+  EXPECT_TRUE(kb.ok()) << kb.status();
+}
+
+}  // namespace
+}  // namespace vigil
