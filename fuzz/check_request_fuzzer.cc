@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "fuzz/fuzz_support.h"
-#include "server/engine/validation.h"
+#include "server/api/validation.h"
 #include "vigil/v1/decision_support.pb.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "fuzz/fuzz_support.h"
-#include "server/engine/validation.h"
+#include "server/api/validation.h"
 #include "server/feed/registry.h"
 #include "vigil/v1/patients.pb.h"
 

@@ -57,7 +57,7 @@ constexpr char kPutMethod[] = "/vigil.v1.Patients/PutPatient";
 // messages stay cheap to build and send.
 constexpr int kMaxMessageBytes = 1 << 20;
 
-// Beyond every per-field limit of server/engine/validation.h (500 entries).
+// Beyond every per-field limit of server/api/validation.h (500 entries).
 constexpr int kThousands = 5000;
 
 // Generous: the machine may be loaded; no assertion depends on timing.

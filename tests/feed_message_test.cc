@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "server/api/validation.h"
 #include "server/common/timestamp.h"
 #include "server/feed/event_hub.h"
 #include "server/feed/feed_message.h"

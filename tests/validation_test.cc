@@ -1,5 +1,5 @@
 // Tests of request validation: every invalid field is named.
-#include "server/engine/validation.h"
+#include "server/api/validation.h"
 
 #include <limits>
 #include <string>

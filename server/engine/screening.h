@@ -7,6 +7,7 @@
 
 #include "absl/time/civil_time.h"
 #include "google/protobuf/repeated_ptr_field.h"
+#include "server/common/dates.h"
 #include "server/kb/knowledge_base.h"
 #include "vigil/v1/alert.pb.h"
 #include "vigil/v1/decision_support.pb.h"
@@ -24,10 +25,6 @@ struct ScreenOptions {
   static ScreenOptions Today();
 };
 
-// The date of an ISO 8601 date or date-time ("2026-12-04",
-// "2026-12-04T10:00:00Z"): its first ten characters; nullopt when they are
-// not a real date.
-std::optional<absl::CivilDay> ParseIsoDate(absl::string_view text);
 
 // The outcome of one screening.
 struct ScreeningResult {

@@ -11,10 +11,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/api/defaults.h"
 #include "server/common/page_token.h"
 #include "server/common/text.h"
 #include "server/engine/screening.h"
-#include "server/engine/validation.h"
 
 namespace vigil {
 namespace {
@@ -43,82 +43,6 @@ void Resolve(store::v1::StoredAlert stored, PatientChange* change, v1::Alert* re
 }
 
 }  // namespace
-
-absl::Status ValidatePatientId(const std::string& patient_id, const std::string& field) {
-  if (absl::StripAsciiWhitespace(patient_id).empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": is required and is empty"));
-  }
-  if (patient_id.size() > kMaxIdBytes || !IsValidUtf8(patient_id)) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": must be valid UTF-8 of at most ", kMaxIdBytes, " bytes"));
-  }
-  if (const absl::string_view problem = IdentifierProblem(patient_id); !problem.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateSubscribeRequest(const v1::SubscribeRequest& request) {
-  if (request.patient_ids_size() > 1000) {
-    return absl::InvalidArgumentError("patient_ids: at most 1000 are allowed");
-  }
-  for (int i = 0; i < request.patient_ids_size(); ++i) {
-    if (auto st = ValidatePatientId(request.patient_ids(i), absl::StrCat("patient_ids[", i, "]")); !st.ok()) {
-      return st;
-    }
-  }
-  for (int i = 0; i < request.kinds_size(); ++i) {
-    if (!v1::AlertKind_IsValid(request.kinds(i)) || request.kinds(i) == v1::ALERT_KIND_UNSPECIFIED) {
-      return absl::InvalidArgumentError(absl::StrCat("kinds[", i, "]: unknown alert kind ", request.kinds(i)));
-    }
-  }
-  if (!v1::Severity_IsValid(request.min_severity())) {
-    return absl::InvalidArgumentError(absl::StrCat("min_severity: unknown severity ", request.min_severity()));
-  }
-  if (request.has_after_event_number() && request.after_event_number() < 0) {
-    return absl::InvalidArgumentError("after_event_number: must be 0 or more");
-  }
-  if (request.heartbeat_interval_seconds() < 0 || request.heartbeat_interval_seconds() > 300) {
-    return absl::InvalidArgumentError("heartbeat_interval_seconds: must be from 1 to 300, or 0 for the default");
-  }
-  if (request.max_events_per_message() < 0 || request.max_events_per_message() > kMaxEventsPerMessage) {
-    return absl::InvalidArgumentError(absl::StrCat("max_events_per_message: must be from 0 to ", kMaxEventsPerMessage,
-                                                   " (0 or 1: one event per message), not ",
-                                                   request.max_events_per_message()));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateAcknowledgeRequest(const v1::AcknowledgeAlertRequest& request) {
-  if (absl::StripAsciiWhitespace(request.alert_id()).empty()) {
-    return absl::InvalidArgumentError("alert_id: is required and is empty");
-  }
-  if (request.alert_id().size() > kMaxIdBytes) {
-    return absl::InvalidArgumentError("alert_id: is too long");
-  }
-  if (request.outcome() != v1::ACKNOWLEDGEMENT_OUTCOME_ACCEPTED &&
-      request.outcome() != v1::ACKNOWLEDGEMENT_OUTCOME_OVERRIDDEN) {
-    return absl::InvalidArgumentError("outcome: must be ACKNOWLEDGEMENT_OUTCOME_ACCEPTED or _OVERRIDDEN");
-  }
-  if (request.outcome() == v1::ACKNOWLEDGEMENT_OUTCOME_OVERRIDDEN &&
-      absl::StripAsciiWhitespace(request.reason().code()).empty()) {
-    return absl::InvalidArgumentError("reason.code: an override needs a reason");
-  }
-  if (absl::StripAsciiWhitespace(request.user()).empty()) {
-    return absl::InvalidArgumentError("user: is required and is empty");
-  }
-  if (request.user().size() > kMaxIdBytes || !IsValidUtf8(request.user())) {
-    return absl::InvalidArgumentError("user: must be valid UTF-8 of at most 256 bytes");
-  }
-  if (request.comment().size() > 4096 || !IsValidUtf8(request.comment())) {
-    return absl::InvalidArgumentError("comment: must be valid UTF-8 of at most 4096 bytes");
-  }
-  for (const auto* field : {&request.reason().system(), &request.reason().code(), &request.reason().display()}) {
-    if (field->size() > 1024 || !IsValidUtf8(*field)) {
-      return absl::InvalidArgumentError("reason: fields must be valid UTF-8 of at most 1024 bytes");
-    }
-  }
-  return absl::OkStatus();
-}
 
 std::string PatientRegistry::Fingerprint(const v1::Alert& alert) {
   std::vector<std::string> evidence;
@@ -336,8 +260,8 @@ absl::StatusOr<v1::AcknowledgeAlertResponse> PatientRegistry::Acknowledge(const 
 }
 
 absl::StatusOr<v1::ListAlertsResponse> PatientRegistry::ListAlerts(const v1::ListAlertsRequest& request) {
-  if (request.page_size() < 0 || request.page_size() > kMaxAlertsPageSize) {
-    return absl::InvalidArgumentError(absl::StrCat("page_size: must be from 0 to ", kMaxAlertsPageSize));
+  if (request.page_size() < 0 || request.page_size() > api::kMaxAlertsPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size: must be from 0 to ", api::kMaxAlertsPageSize));
   }
   const std::string patient_id = ToNfc(request.patient_id());
   // The order of the list: active first, then most severe, then by id.
@@ -374,7 +298,7 @@ absl::StatusOr<v1::ListAlertsResponse> PatientRegistry::ListAlerts(const v1::Lis
   }
   std::sort(records.begin(), records.end(),
             [&](const v1::AlertRecord* a, const v1::AlertRecord* b) { return key_of(*a) < key_of(*b); });
-  const size_t page_size = static_cast<size_t>(request.page_size() == 0 ? kDefaultAlertsPageSize : request.page_size());
+  const size_t page_size = static_cast<size_t>(request.page_size() == 0 ? api::kDefaultAlertsPageSize : request.page_size());
   v1::ListAlertsResponse response;
   for (size_t i = 0; i < records.size() && i < page_size; ++i) {
     *response.add_alerts() = *records[i];

@@ -65,18 +65,6 @@ class PatientRegistry {
   absl::Mutex write_mu_;
 };
 
-// ListAlerts pages: the default and the most alerts in one.
-inline constexpr int kDefaultAlertsPageSize = 100;
-inline constexpr int kMaxAlertsPageSize = 1000;
-
-// The most events a subscriber may ask for in one message
-// (SubscribeRequest.max_events_per_message).
-inline constexpr int kMaxEventsPerMessage = 1000;
-
-// Validation of the feed's requests (field paths in messages).
-absl::Status ValidateSubscribeRequest(const v1::SubscribeRequest& request);
-absl::Status ValidateAcknowledgeRequest(const v1::AcknowledgeAlertRequest& request);
-absl::Status ValidatePatientId(const std::string& patient_id, const std::string& field);
 
 }  // namespace vigil
 

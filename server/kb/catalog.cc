@@ -7,14 +7,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/api/defaults.h"
 #include "server/common/page_token.h"
 #include "server/common/text.h"
 
 namespace vigil {
 namespace {
 
-constexpr int kDefaultPageSize = 20;
-constexpr int kMaxPageSize = 100;
 
 void AddSourceRefs(const KnowledgeBase& kb, const google::protobuf::RepeatedPtrField<std::string>& ids,
                    google::protobuf::RepeatedPtrField<v1::SourceRef>* out) {
@@ -168,8 +167,8 @@ absl::StatusOr<v1::SearchDrugsResponse> SearchDrugs(const KnowledgeBase& kb,
   if (request.query().size() > 1024 || !IsValidUtf8(request.query())) {
     return absl::InvalidArgumentError("query: must be valid UTF-8 of at most 1024 bytes");
   }
-  if (request.page_size() < 0 || request.page_size() > kMaxPageSize) {
-    return absl::InvalidArgumentError(absl::StrCat("page_size: must be from 0 to ", kMaxPageSize));
+  if (request.page_size() < 0 || request.page_size() > api::kMaxDrugsPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size: must be from 0 to ", api::kMaxDrugsPageSize));
   }
   std::optional<ClassIndex> cls;
   if (!request.class_id().empty()) {
@@ -191,7 +190,7 @@ absl::StatusOr<v1::SearchDrugsResponse> SearchDrugs(const KnowledgeBase& kb,
     }
     after = (*key)[0];
   }
-  const int page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
+  const int page_size = request.page_size() == 0 ? api::kDefaultDrugsPageSize : request.page_size();
   std::vector<DrugIndex> hits;
   for (DrugIndex d = 0; d < kb.drug_count(); ++d) {
     if (cls.has_value() && !kb.IsMember(d, *cls)) {

@@ -13,7 +13,8 @@
 #include "server/common/text.h"
 #include "server/common/timestamp.h"
 #include "server/engine/screening.h"
-#include "server/engine/validation.h"
+#include "server/api/defaults.h"
+#include "server/api/validation.h"
 #include "server/kb/catalog.h"
 #include "server/service/grpc_status.h"
 #include "server/service/parse_error_interceptor.h"
@@ -606,13 +607,7 @@ grpc::ServerUnaryReactor* AdminService::ListAuditEvents(grpc::CallbackServerCont
                                                         v1::ListAuditEventsResponse* response) {
   auto caller = Authorize(deps_, context, Role::kAdmin);
   v1::AuditEvent record = AuditOf(context, "vigil.v1.Admin/ListAuditEvents", v1::AUDIT_ACTION_READ, caller, "");
-  absl::Status valid = caller.status();
-  if (valid.ok() && (request->page_size() < 0 || request->page_size() > 1000)) {
-    valid = absl::InvalidArgumentError("page_size: must be from 0 to 1000");
-  }
-  if (valid.ok() && request->after_id() < 0) {
-    valid = absl::InvalidArgumentError("after_id: must be 0 or more");
-  }
+  absl::Status valid = caller.ok() ? ValidateListAuditEventsRequest(*request) : caller.status();
   auto* reactor = context->DefaultReactor();
   if (!valid.ok()) {
     FinishAudited(deps_.audit, std::move(record), reactor, valid);
@@ -625,7 +620,7 @@ grpc::ServerUnaryReactor* AdminService::ListAuditEvents(grpc::CallbackServerCont
     // the trail shows every access that came before the read. A failing disk
     // does not block the read: what is durable is returned.
     audit->WaitUntilWritten(absl::Seconds(2));
-    auto events = store->ReadAudit(request->after_id(), request->page_size() == 0 ? 500 : request->page_size());
+    auto events = store->ReadAudit(request->after_id(), request->page_size() == 0 ? api::kDefaultAuditPageSize : request->page_size());
     if (!events.ok()) {
       reactor->Finish(ToGrpcStatus(events.status()));
       return;
@@ -747,7 +742,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* AlertFeedService::Subscribe(grpc::Ca
     filter.kinds.insert(kind);
   }
   filter.min_severity = request->min_severity();
-  const int heartbeat = request->heartbeat_interval_seconds() == 0 ? 15 : request->heartbeat_interval_seconds();
+  const int heartbeat = request->heartbeat_interval_seconds() == 0 ? api::kDefaultHeartbeatSeconds
+                                                                  : request->heartbeat_interval_seconds();
   std::optional<int64_t> after;
   if (request->has_after_event_number()) {
     after = request->after_event_number();

@@ -1,10 +1,14 @@
-// Validation of requests before they reach the engine.
-#ifndef VIGIL_SERVER_ENGINE_VALIDATION_H_
-#define VIGIL_SERVER_ENGINE_VALIDATION_H_
+// Validation of vigil.v1 requests, in one place: the transports call these
+// before anything reaches the domain, and a failure names the offending
+// field ("patient.labs[2].unit: is empty").
+#ifndef VIGIL_SERVER_API_VALIDATION_H_
+#define VIGIL_SERVER_API_VALIDATION_H_
 
 #include <cstddef>
 
 #include "absl/status/status.h"
+#include "vigil/v1/alert_feed.pb.h"
+#include "vigil/v1/audit.pb.h"
 #include "vigil/v1/decision_support.pb.h"
 #include "vigil/v1/patient.pb.h"
 
@@ -31,6 +35,14 @@ absl::Status ValidateMedicationOrder(const v1::MedicationOrder& order, const std
 template <typename CheckRequest>
 absl::Status ValidateCheckRequest(const CheckRequest& request);
 
+// Validation of the feed's and the admin's requests (field paths in
+// messages). A patient id must be valid UTF-8 of at most kMaxIdBytes, with
+// no surrounding whitespace, control, format or bidirectional characters.
+absl::Status ValidatePatientId(const std::string& patient_id, const std::string& field);
+absl::Status ValidateSubscribeRequest(const v1::SubscribeRequest& request);
+absl::Status ValidateAcknowledgeRequest(const v1::AcknowledgeAlertRequest& request);
+absl::Status ValidateListAuditEventsRequest(const v1::ListAuditEventsRequest& request);
+
 }  // namespace vigil
 
-#endif  // VIGIL_SERVER_ENGINE_VALIDATION_H_
+#endif  // VIGIL_SERVER_API_VALIDATION_H_
