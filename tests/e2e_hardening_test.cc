@@ -237,3 +237,46 @@ TEST(HardeningTest, TheClientRefusesToSendATokenInClearToAnotherMachine) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST(ClientCommandLineTest, SnakeCaseFlagsOldSpellingsAndEmptyValues) {
+  using ::vigil::testing::RunCommand;
+  ServerProcess server({});
+  ASSERT_TRUE(server.ok()) << server.log();
+  const std::string target = absl::StrCat("--server=", server.address());
+  // Every command has its own --help, naming the snake_case flags.
+  const auto help = RunCommand({VIGIL_CLIENT_BIN, "check", "--help"});
+  EXPECT_EQ(help.exit_code, 0) << help.output;
+  EXPECT_NE(help.output.find("--patient_id"), std::string::npos) << help.output;
+  // The old kebab-case spelling still works for this release, with a note.
+  // (Through a shell, to read standard error too.)
+  auto with_stderr = [](const std::string& command) { return RunCommand({"/bin/sh", "-c", command + " 2>&1"}); };
+  const auto old_spelling =
+      with_stderr(absl::StrCat(VIGIL_CLIENT_BIN, " ", target, " --json check --patient-id=mrn-42 silperisone"));
+  EXPECT_EQ(old_spelling.exit_code, 0) << old_spelling.output;
+  // The flag was read: alert ids derive from the patient id, so the old
+  // and the new spelling give the same ids, and no id gives others.
+  auto first_alert_id = [&](const std::string& flags) {
+    const auto result =
+        with_stderr(absl::StrCat(VIGIL_CLIENT_BIN, " ", target, " --json check ", flags, " --egfr=20 silperisone"));
+    EXPECT_EQ(result.exit_code, 2) << result.output;
+    const size_t at = result.output.find("\"al-");
+    return at == std::string::npos ? std::string() : result.output.substr(at + 1, 35);
+  };
+  const std::string old_id = first_alert_id("--patient-id=mrn-42");
+  ASSERT_EQ(old_id.size(), 35u);
+  EXPECT_EQ(old_id, first_alert_id("--patient_id=mrn-42"));
+  EXPECT_NE(old_id, first_alert_id(""));
+  EXPECT_NE(old_spelling.output.find("--patient-id is deprecated; use --patient_id"), std::string::npos)
+      << old_spelling.output;
+  // An option with nothing after "=" is a usage error, never ignored: a
+  // check without the patient meant would answer for no patient at all.
+  const auto empty = with_stderr(absl::StrCat(VIGIL_CLIENT_BIN, " ", target, " check --patient= silperisone"));
+  EXPECT_EQ(empty.exit_code, 64) << empty.output;
+  EXPECT_NE(empty.output.find("--patient needs a value"), std::string::npos) << empty.output;
+}
+
+}  // namespace
+}  // namespace vigil
