@@ -356,6 +356,16 @@ absl::Status ValidateAcknowledgeRequest(const v1::AcknowledgeAlertRequest& reque
   return absl::OkStatus();
 }
 
+absl::Status ValidateListAlertsRequest(const v1::ListAlertsRequest& request) {
+  if (auto st = ValidatePatientId(request.patient_id(), "patient_id"); !st.ok()) {
+    return st;
+  }
+  if (request.page_size() < 0 || request.page_size() > api::kMaxAlertsPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size: must be from 0 to ", api::kMaxAlertsPageSize));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateListAuditEventsRequest(const v1::ListAuditEventsRequest& request) {
   if (request.page_size() < 0 || request.page_size() > api::kMaxAuditPageSize) {
     return absl::InvalidArgumentError(absl::StrCat("page_size: must be from 0 to ", api::kMaxAuditPageSize));

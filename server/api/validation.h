@@ -41,6 +41,7 @@ absl::Status ValidateCheckRequest(const CheckRequest& request);
 absl::Status ValidatePatientId(const std::string& patient_id, const std::string& field);
 absl::Status ValidateSubscribeRequest(const v1::SubscribeRequest& request);
 absl::Status ValidateAcknowledgeRequest(const v1::AcknowledgeAlertRequest& request);
+absl::Status ValidateListAlertsRequest(const v1::ListAlertsRequest& request);
 absl::Status ValidateListAuditEventsRequest(const v1::ListAuditEventsRequest& request);
 
 }  // namespace vigil

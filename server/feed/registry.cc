@@ -260,9 +260,6 @@ absl::StatusOr<v1::AcknowledgeAlertResponse> PatientRegistry::Acknowledge(const 
 }
 
 absl::StatusOr<v1::ListAlertsResponse> PatientRegistry::ListAlerts(const v1::ListAlertsRequest& request) {
-  if (request.page_size() < 0 || request.page_size() > api::kMaxAlertsPageSize) {
-    return absl::InvalidArgumentError(absl::StrCat("page_size: must be from 0 to ", api::kMaxAlertsPageSize));
-  }
   const std::string patient_id = ToNfc(request.patient_id());
   // The order of the list: active first, then most severe, then by id.
   using Key = std::tuple<int, int, std::string>;

@@ -108,7 +108,7 @@ constexpr absl::string_view kUnrecordedPayload = "vigil.internal/unrecorded";
 bool Unrecorded(const absl::Status& status) { return status.GetPayload(kUnrecordedPayload).has_value(); }
 
 // The canonical code of `status` (absl's codes are gRPC's).
-google::rpc::Code CodeName(const absl::Status& status) { return static_cast<google::rpc::Code>(status.code()); }
+google::rpc::Code CodeOf(const absl::Status& status) { return static_cast<google::rpc::Code>(status.code()); }
 
 // Records `audit` with the outcome of `status`, then finishes the call. An
 // audit failure is logged (without patient data) and does not change the
@@ -118,7 +118,7 @@ void FinishAudited(AuditLog* log, v1::AuditEvent audit, grpc::ServerUnaryReactor
     reactor->Finish(ToGrpcStatus(status));
     return;
   }
-  audit.set_outcome(CodeName(status));
+  audit.set_outcome(CodeOf(status));
   log->Record(std::move(audit), [reactor, status](const absl::Status&) { reactor->Finish(ToGrpcStatus(status)); });
 }
 
@@ -451,7 +451,7 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
       done(status, std::move(*slot));
       return;
     }
-    audit.set_outcome(CodeName(status));
+    audit.set_outcome(CodeOf(status));
     if (deps_.metrics != nullptr && status.ok()) {
       for (const auto& alert : result->alerts()) {
         deps_.metrics->CountAlert(v1::AlertKind_Name(alert.kind()), v1::Severity_Name(alert.severity()));
@@ -711,7 +711,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* AlertFeedService::Subscribe(grpc::Ca
       reactor->Reject(ToGrpcStatus(status));
       return;
     }
-    a.set_outcome(CodeName(status));
+    a.set_outcome(CodeOf(status));
     deps_.audit->Record(std::move(a), [reactor, status](const absl::Status&) { reactor->Reject(ToGrpcStatus(status)); });
   };
   if (!caller.ok()) {
@@ -799,8 +799,7 @@ grpc::ServerUnaryReactor* AlertFeedService::ListAlerts(grpc::CallbackServerConte
   PatientRegistry* registry = deps_.registry;
   return AuditedOnWorker<v1::ListAlertsResponse>(
       deps_, context, "vigil.v1.AlertFeed/ListAlerts", v1::AUDIT_ACTION_READ, Role::kSubscriber, request->patient_id(),
-      ValidatePatientId(request->patient_id(), "patient_id"), response,
-      [registry, request] { return registry->ListAlerts(*request); });
+      ValidateListAlertsRequest(*request), response, [registry, request] { return registry->ListAlerts(*request); });
 }
 
 }  // namespace vigil
