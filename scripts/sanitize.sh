@@ -30,7 +30,13 @@ bash scripts/install-deps.sh
 build() {  # dir sanitizers targets [cmake args...]
   local dir=$1 sanitizers=$2 targets=$3
   shift 3
-  CC=gcc CXX=g++ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIGIL_SANITIZE="$sanitizers" "$@" >/dev/null
+  # -O1 -g1, as the sanitizers' own documentation suggests: reports keep their
+  # function names and line numbers (-g1 has the line tables, not the locals),
+  # and an instrumented test file compiles in less than half the time of -O2 -g
+  # (e2e_test.cc: 18 s against 39 s on the CI machine).
+  CC=gcc CXX=g++ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
+    -DVIGIL_SANITIZE="$sanitizers" "$@" >/dev/null
   local start=$SECONDS
   # shellcheck disable=SC2086 # $targets is a list
   nice -n 10 cmake --build "$dir" -j"$JOBS" $targets
