@@ -9,7 +9,8 @@ PACKAGES=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc
   libprotobuf-dev protobuf-compiler
   libabsl-dev libssl-dev libsqlite3-dev libcpp-httplib-dev libicu-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
+  python3-grpcio python3-grpc-tools python3-protobuf
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
 )
 

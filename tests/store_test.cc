@@ -213,8 +213,8 @@ std::string LegacyHex(google::protobuf::Message* message, std::vector<std::pair<
   }
   const std::string bytes = message->SerializeAsString();
   std::string hex;
-  for (unsigned char c : bytes) {
-    absl::StrAppend(&hex, absl::Hex(c, absl::kZeroPad2));
+  for (char c : bytes) {
+    absl::StrAppend(&hex, absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
   }
   return hex;
 }

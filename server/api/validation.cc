@@ -94,8 +94,37 @@ absl::Status ValidateCoding(const v1::Coding& coding, const FieldPath& path) {
 // A date as YYYY-MM-DD, and one that exists (not February 30).
 bool IsDate(absl::string_view s) { return s.size() == 10 && ParseIsoDate(s).has_value(); }
 
+// An order names its drug in `drug`, or in `coding` and `text` as an EHR
+// sends them; a coding with a system or code needs both (a display alone is
+// text).
+absl::Status ValidateOrderDrug(const v1::MedicationOrder& order, const FieldPath& path) {
+  const v1::Coding& coding = order.coding();
+  if (!coding.system().empty() || !coding.code().empty()) {
+    if (auto st = ValidateCoding(coding, path.Field(".coding")); !st.ok()) {
+      return st;
+    }
+  } else if (auto st = CheckString(coding.display(), path.Field(".coding.display"), kMaxStringBytes); !st.ok()) {
+    return st;
+  }
+  if (auto st = CheckString(order.text(), path.Field(".text"), kMaxStringBytes); !st.ok()) {
+    return st;
+  }
+  const bool named_otherwise = !coding.code().empty() || !absl::StripAsciiWhitespace(coding.display()).empty() ||
+                               !absl::StripAsciiWhitespace(order.text()).empty();
+  if (named_otherwise) {
+    return CheckString(order.drug(), path.Field(".drug"), kMaxStringBytes);
+  }
+  if (auto st = CheckString(order.drug(), path.Field(".drug"), kMaxStringBytes); !st.ok()) {
+    return st;
+  }
+  if (absl::StripAsciiWhitespace(order.drug()).empty()) {
+    return Invalid(path.Field(".drug"), "is required and is empty (or give coding or text)");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateMedicationOrder(const v1::MedicationOrder& order, const FieldPath& path) {
-  if (auto st = CheckRequired(order.drug(), path.Field(".drug"), kMaxStringBytes); !st.ok()) {
+  if (auto st = ValidateOrderDrug(order, path); !st.ok()) {
     return st;
   }
   if (auto st = CheckString(order.order_id(), path.Field(".order_id"), kMaxIdBytes); !st.ok()) {

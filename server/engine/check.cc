@@ -135,6 +135,7 @@ CheckInput::CheckInput(const KnowledgeBase& kb_in, const v1::Patient& patient_in
   }
   scratch.unresolved.clear();
   scratch.ingredient_names.clear();
+  scratch.references.clear();
   uint32_t order_index = 0;
   for (const auto& order : proposed) {
     AddOrder(order, true, order_index++);
@@ -166,46 +167,103 @@ CheckInput::CheckInput(const KnowledgeBase& kb_in, const v1::Patient& patient_in
 }
 
 // The medications of one order: its drug, a product's ingredients, or
-// what its text resolves to (strength, dose form and brand parsed out).
+// what its text resolves to (strength, dose form and brand parsed out). An
+// order an EHR codes (`coding`, `text`) resolves by its code first, then by
+// the coding's display, then by its text; the evidence says which.
 void CheckInput::AddOrder(const v1::MedicationOrder& order, bool proposed, uint32_t order_index) {
   const bool local = !order.route().empty() && IsLocalRoute(RouteOf(order.route()));
-  if (auto d = kb.FindDrug(order.drug()); d.has_value()) {
-    meds.push_back(Med{&order, proposed, d, false, order_index, local});
+  Med base{&order, proposed, std::nullopt, false, order_index, local};
+  absl::string_view reference = order.drug();
+  if (reference.empty() && !order.coding().code().empty()) {
+    scratch.references.push_back(absl::StrCat(order.coding().system(), "|", order.coding().code()));
+    base.ref_index = static_cast<int>(scratch.references.size() - 1);
+    reference = scratch.references.back();
+  }
+  if (!reference.empty() && AddResolved(base, reference, !order.drug().empty())) {
     return;
   }
-  if (auto p = kb.FindProduct(order.drug()); p.has_value()) {
-    const auto& product = kb.product(*p);
-    const bool product_local = local || (order.route().empty() && IsLocalRoute(product.proto.route()));
-    for (DrugIndex d : product.ingredients) {
-      meds.push_back(Med{&order, proposed, d, false, order_index, product_local});
+  for (const auto& [text, via] : {std::pair<const std::string&, Med::Via>{order.coding().display(), Med::Via::kCodingDisplay},
+                                  {order.text(), Med::Via::kText}}) {
+    if (absl::StripAsciiWhitespace(text).empty()) {
+      continue;
     }
-    return;
+    base.via = via;
+    if (AddResolved(base, text, true)) {
+      return;
+    }
   }
-  if (!MayBeOrderText(order.drug())) {
-    meds.push_back(Med{&order, proposed, std::nullopt, false, order_index, local});
-    return;
+  // Nothing of it resolved: the reference as sent is what is unknown.
+  base.via = Med::Via::kReference;
+  meds.push_back(base);
+}
+
+bool CheckInput::AddResolved(const Med& base, absl::string_view reference, bool as_text) {
+  if (auto d = kb.FindDrug(reference); d.has_value()) {
+    meds.push_back(base);
+    meds.back().drug = d;
+    return true;
   }
-  const KnowledgeBase::ResolvedOrder resolved = kb.ResolveOrderText(order.drug());
-  const bool text_local = local || (order.route().empty() && IsLocalRoute(resolved.route));
-  for (DrugIndex d : resolved.drugs) {
-    meds.push_back(Med{&order, proposed, d, false, order_index, text_local});
+  if (auto p = kb.FindProduct(reference); p.has_value()) {
+    const auto& product = kb.product(*p);
+    const bool product_local =
+        base.local_route || (base.order->route().empty() && IsLocalRoute(product.proto.route()));
+    for (DrugIndex d : product.ingredients) {
+      meds.push_back(base);
+      meds.back().drug = d;
+      meds.back().local_route = product_local;
+    }
+    return true;
   }
+  if (!as_text || !MayBeOrderText(reference)) {
+    return false;
+  }
+  const KnowledgeBase::ResolvedOrder resolved = kb.ResolveOrderText(reference);
   if (resolved.drugs.empty() && resolved.unresolved.size() <= 1) {
-    // Nothing of it resolved: the reference as sent is what is unknown.
-    meds.push_back(Med{&order, proposed, std::nullopt, false, order_index, text_local});
-    return;
+    return false;
+  }
+  const bool text_local = base.local_route || (base.order->route().empty() && IsLocalRoute(resolved.route));
+  for (DrugIndex d : resolved.drugs) {
+    meds.push_back(base);
+    meds.back().drug = d;
+    meds.back().local_route = text_local;
   }
   for (const auto& name : resolved.unresolved) {
     scratch.ingredient_names.push_back(name);
-    meds.push_back(Med{&order, proposed, std::nullopt, false, order_index, text_local,
-                        static_cast<int>(scratch.ingredient_names.size() - 1)});
+    meds.push_back(base);
+    meds.back().local_route = text_local;
+    meds.back().name_index = static_cast<int>(scratch.ingredient_names.size() - 1);
   }
+  return true;
+}
+
+absl::string_view CheckInput::Reference(const Med& m) const {
+  if (m.ref_index >= 0) {
+    return scratch.references[static_cast<size_t>(m.ref_index)];
+  }
+  const v1::MedicationOrder& order = *m.order;
+  if (!order.drug().empty()) {
+    return order.drug();
+  }
+  return order.coding().display().empty() ? absl::string_view(order.text())
+                                          : absl::string_view(order.coding().display());
+}
+
+absl::string_view CheckInput::ResolvedFrom(const Med& m) {
+  switch (m.via) {
+    case Med::Via::kCodingDisplay:
+      return m.order->coding().display();
+    case Med::Via::kText:
+      return m.order->text();
+    case Med::Via::kReference:
+      break;
+  }
+  return {};
 }
 
 // The name of an unresolved medication: the ingredient that did not
 // resolve, or the reference as sent.
 absl::string_view CheckInput::UnresolvedName(const Med& m) const {
-  return m.name_index < 0 ? absl::string_view(m.order->drug())
+  return m.name_index < 0 ? Reference(m)
                           : absl::string_view(scratch.ingredient_names[static_cast<size_t>(m.name_index)]);
 }
 
@@ -285,13 +343,22 @@ void AlertBuilder::AddMedEvidence(v1::Alert& alert, const Med& med) {
   auto* e = alert.add_evidence();
   e->set_type(med.proposed && !in_.review_mode ? v1::EVIDENCE_TYPE_PROPOSED_MEDICATION
                                             : v1::EVIDENCE_TYPE_CURRENT_MEDICATION);
-  e->set_reference(med.order->drug());
-  const absl::string_view reference = med.order->drug();
+  const absl::string_view reference = in_.Reference(med);
+  e->set_reference(reference.data(), reference.size());
   const size_t cut = CutPoint(reference, 256);
   const bool known = med.drug.has_value();
   e->set_description(absl::StrCat(med.proposed && !in_.review_mode ? "Proposed: " : "Current: ",
                                   reference.substr(0, cut), cut == absl::string_view::npos ? "" : "...",
                                   known ? " (" : "", known ? in_.kb.drug(*med.drug).proto.id() : "", known ? ")" : ""));
+  const absl::string_view from = CheckInput::ResolvedFrom(med);
+  if (!from.empty()) {
+    // Identified by text, not by code: the prescriber should know.
+    const size_t from_cut = CutPoint(from, 256);
+    absl::StrAppend(e->mutable_description(), ", identified from its ",
+                    med.via == Med::Via::kCodingDisplay ? "coded name" : "text", " '", from.substr(0, from_cut),
+                    from_cut == absl::string_view::npos ? "" : "...", "'",
+                    med.ref_index >= 0 ? " because the knowledge base does not hold its code" : "");
+  }
 }
 
 void AlertBuilder::Finish() {

@@ -67,6 +67,14 @@ struct Med {
   // For an ingredient of order text that resolved to nothing: its index in
   // Scratch::ingredient_names; -1 when the whole reference is the name.
   int name_index = -1;
+  // The reference as sent: `order->drug`, or for an order that names its drug
+  // by `coding` alone, "system|code" at this index of Scratch::references
+  // (see CheckInput::Reference).
+  int ref_index = -1;
+  // How the drug was identified when its reference did not resolve it: by
+  // the coding's display text or by the order's free text.
+  enum class Via : uint8_t { kReference, kCodingDisplay, kText };
+  Via via = Via::kReference;
 };
 
 // Working memory of a check, kept per thread so that a check allocates
@@ -101,6 +109,8 @@ struct Scratch {
   std::string name;
   // Ingredient names of order text that resolved to nothing (the slow path).
   std::vector<std::string> ingredient_names;
+  // "system|code" of orders that name their drug by coding alone.
+  std::vector<std::string> references;
 };
 
 // The inputs of a check: the patient, and every medication of the check
@@ -128,6 +138,12 @@ class CheckInput {
   // The name of an unresolved medication: the ingredient that did not
   // resolve, or the reference as sent.
   absl::string_view UnresolvedName(const Med& m) const;
+  // The medication's reference as sent: `drug`, else "system|code" of its
+  // coding, else its coding's display, else its text.
+  absl::string_view Reference(const Med& m) const;
+  // The text that identified the drug when the reference did not (empty
+  // when the reference did).
+  static absl::string_view ResolvedFrom(const Med& m);
   const std::string& DrugName(DrugIndex d) const { return kb.drug(d).proto.name(); }
   // The knowledge-base ids of the drugs of `list`, sorted and joined with
   // "+" into scratch memory (valid until the next call).
@@ -135,6 +151,9 @@ class CheckInput {
 
  private:
   void AddOrder(const v1::MedicationOrder& order, bool proposed, uint32_t order_index);
+  // Adds the medications `reference` resolves to (a drug, a product's
+  // ingredients, or order text's ingredients); false when nothing resolves.
+  bool AddResolved(const Med& base, absl::string_view reference, bool as_text);
 };
 
 // The hash behind alert ids: two FNV-1a chains (StableHash64) with two

@@ -35,8 +35,8 @@ void CheckDuplicates(CheckInput& in, AlertBuilder& out) {
                             kMaxSummaryBytes));
     alert.set_detail(absl::StrCat("The same drug appears ", list.size(),
                                   " times among the proposed and current medications (references: ",
-                                  absl::StrJoin(list, ", ", [](std::string* text, const Med* m) {
-                                    absl::StrAppend(text, "'", Clamp(m->order->drug(), 64), "'");
+                                  absl::StrJoin(list, ", ", [&in](std::string* text, const Med* m) {
+                                    absl::StrAppend(text, "'", Clamp(std::string(in.Reference(*m)), 64), "'");
                                   }),
                                   ")."));
     alert.set_recommendation(std::string("Confirm that a second order of the same drug is intended; otherwise cancel one."));

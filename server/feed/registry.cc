@@ -259,6 +259,59 @@ absl::StatusOr<v1::AcknowledgeAlertResponse> PatientRegistry::Acknowledge(const 
   return response;
 }
 
+absl::StatusOr<v1::AcknowledgeAlertResponse> PatientRegistry::AcknowledgeShown(const std::string& patient_id_in,
+                                                                             const v1::Alert& alert,
+                                                                             const v1::AcknowledgeAlertRequest& request,
+                                                                             const Agent& agent) {
+  v1::AcknowledgeAlertRequest by_id = request;
+  by_id.set_alert_id(alert.id());
+  auto owner = store_->FindAlertPatient(alert.id());
+  if (!owner.ok()) {
+    return owner.status();
+  }
+  if (owner->has_value()) {
+    return Acknowledge(by_id, agent);
+  }
+  const std::string patient_id = ToNfc(patient_id_in);
+  absl::MutexLock lock(&write_mu_);
+  auto state = store_->LoadPatient(patient_id);
+  if (!state.ok()) {
+    return state.status();
+  }
+  store::v1::StoredAlert stored;
+  *stored.mutable_record()->mutable_alert() = alert;
+  stored.mutable_record()->set_patient_id(patient_id);
+  stored.set_fingerprint(Fingerprint(alert));
+  if (request.outcome() == v1::ACKNOWLEDGEMENT_OUTCOME_OVERRIDDEN) {
+    stored.mutable_record()->set_status(v1::ALERT_STATUS_OVERRIDDEN);
+    stored.set_override_fingerprint(stored.fingerprint());
+  } else {
+    stored.mutable_record()->set_status(v1::ALERT_STATUS_ACCEPTED);
+  }
+  v1::AlertEvent event = MakeEvent(v1::ALERT_EVENT_TYPE_ACKNOWLEDGED, patient_id, alert);
+  v1::Acknowledgement& ack = *event.mutable_acknowledgement();
+  ack.set_outcome(request.outcome());
+  *ack.mutable_reason() = request.reason();
+  ack.set_comment(request.comment());
+  ack.set_user(request.user());
+  ack.set_agent(agent.name);
+  ack.set_agent_certificate_subject(agent.certificate_subject);
+  PatientChange change;
+  change.op = PatientChange::Op::kAlertsOnly;
+  change.patient_id = patient_id;
+  change.expected_revision = state->revision;
+  change.alerts.push_back(std::move(stored));
+  change.events.push_back(std::move(event));
+  auto committed = CommitAndPublish(change);
+  if (!committed.ok()) {
+    return committed.status();
+  }
+  v1::AcknowledgeAlertResponse response;
+  response.set_event_number(committed->last_event_number);
+  *response.mutable_alert() = committed->alerts.front().record();
+  return response;
+}
+
 absl::StatusOr<v1::ListAlertsResponse> PatientRegistry::ListAlerts(const v1::ListAlertsRequest& request) {
   const std::string patient_id = ToNfc(request.patient_id());
   // The order of the list: active first, then most severe, then by id.

@@ -49,6 +49,16 @@ class PatientRegistry {
   absl::StatusOr<v1::AcknowledgeAlertResponse> Acknowledge(const v1::AcknowledgeAlertRequest& request,
                                                            const Agent& agent);
 
+  // Acknowledges an alert that was shown to a user outside the feed (a CDS
+  // Hooks card for `patient_id`): an alert of a stored patient is
+  // acknowledged as Acknowledge does; any other alert is stored, for the
+  // patient's id, with its acknowledgement, and the ACKNOWLEDGED event is
+  // published, so that the feed and the audit trail see it and an override
+  // holds when the patient is stored later. `request.alert_id` is ignored.
+  absl::StatusOr<v1::AcknowledgeAlertResponse> AcknowledgeShown(const std::string& patient_id, const v1::Alert& alert,
+                                                                const v1::AcknowledgeAlertRequest& request,
+                                                                const Agent& agent);
+
   absl::StatusOr<v1::ListAlertsResponse> ListAlerts(const v1::ListAlertsRequest& request);
 
   // The fingerprint of the facts behind an alert: severity, rule, drugs and

@@ -18,6 +18,9 @@
 #include "grpcpp/impl/server_builder_option.h"
 #include "grpcpp/impl/server_builder_plugin.h"
 #include "httplib.h"
+#include "server/http/cds_hooks.h"
+#include "server/http/gateway.h"
+#include "server/security/jwt.h"
 #include "server/common/log.h"
 #include "server/common/metrics.h"
 #include "server/common/worker.h"
@@ -106,6 +109,9 @@ struct Server::Parts {
   httplib::Server metrics_http;
   std::thread metrics_thread;
   int metrics_port = 0;
+  std::unique_ptr<CdsJwtVerifier> cds_jwt;
+  std::unique_ptr<CdsHooks> cds_hooks;
+  std::unique_ptr<HttpGateway> http_gateway;
 
   absl::Status LoadKnowledgeBaseAndStore();
   absl::Status Authenticate();
@@ -117,6 +123,7 @@ struct Server::Parts {
   void SetServing(const std::string& service, bool serving);
   void MonitorDatabase();
   absl::Status StartMetricsListener();
+  absl::Status StartHttpListener();
 };
 
 absl::Status Server::Parts::LoadKnowledgeBaseAndStore() {
@@ -415,6 +422,49 @@ absl::Status Server::Parts::StartMetricsListener() {
   return absl::OkStatus();
 }
 
+absl::Status Server::Parts::StartHttpListener() {
+  if (options.http_listen.empty()) {
+    return absl::OkStatus();
+  }
+  const bool development = auth.development_mode() && options.cds_issuers_file.empty();
+  if (development && !IsLoopback(options.http_listen)) {
+    return Refused("development_mode_non_loopback",
+                   absl::FailedPreconditionError("no --tokens_file and no --cds_issuers_file: development mode "
+                                                 "serves --http_listen on loopback only"));
+  }
+  if (options.tls_cert.empty() && !IsLoopback(options.http_listen) && !options.allow_plaintext) {
+    return Refused("plaintext_non_loopback",
+                   absl::FailedPreconditionError("refusing plaintext HTTP on a non-loopback address without TLS"));
+  }
+  if (!options.cds_issuers_file.empty()) {
+    auto verifier = CdsJwtVerifier::FromFile(options.cds_issuers_file);
+    if (!verifier.ok()) {
+      return Refused("cds_issuers_file_refused", verifier.status());
+    }
+    cds_jwt = *std::move(verifier);
+  }
+  CdsHooksOptions hooks_options;
+  hooks_options.base_url = options.http_base_url;
+  HttpGatewayOptions gateway_options;
+  gateway_options.listen = options.http_listen;
+  gateway_options.tls_cert = options.tls_cert;
+  gateway_options.tls_key = options.tls_key;
+  cds_hooks = std::make_unique<CdsHooks>(hooks_options, kb.get(), registry.get(), audit.get(), &auth, cds_jwt.get(),
+                                         HttpGateway::MakeFetch(gateway_options.fetch_timeout));
+  auto gateway = HttpGateway::Start(gateway_options, cds_hooks.get());
+  if (!gateway.ok()) {
+    return Refused("http_listen_failed", gateway.status());
+  }
+  http_gateway = *std::move(gateway);
+  if (hooks_options.base_url.empty()) {
+    // The audience a token must name: this listener as a client reaches it.
+    const std::string host = options.http_listen.substr(0, options.http_listen.rfind(':'));
+    cds_hooks->set_base_url(absl::StrCat(options.tls_cert.empty() ? "http://" : "https://", host, ":",
+                                         http_gateway->port()));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   auto parts = std::make_unique<Parts>();
   parts->options = std::move(options);
@@ -428,7 +478,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   grpc::EnableDefaultHealthCheckService(true);
   // A Server from here on: a failure below stops what started.
   std::unique_ptr<Server> server(new Server(std::move(parts)));
-  for (auto step : {&Parts::StartHealthListener, &Parts::StartGrpc, &Parts::StartMetricsListener}) {
+  for (auto step :
+       {&Parts::StartHealthListener, &Parts::StartGrpc, &Parts::StartMetricsListener, &Parts::StartHttpListener}) {
     if (auto st = (p.*step)(); !st.ok()) {
       return st;
     }
@@ -447,6 +498,7 @@ Server::~Server() { Stop(); }
 int Server::port() const { return parts_->port; }
 int Server::health_port() const { return parts_->health_port; }
 int Server::metrics_port() const { return parts_->metrics_port; }
+int Server::http_port() const { return parts_->http_gateway == nullptr ? 0 : parts_->http_gateway->port(); }
 
 void Server::Reload() {
   Parts& p = *parts_;
@@ -500,6 +552,9 @@ void Server::Stop() {
       s->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
       s->Wait();
     }
+  }
+  if (p.http_gateway != nullptr) {
+    p.http_gateway->Stop();
   }
   if (p.metrics_thread.joinable()) {
     p.metrics_http.stop();

@@ -43,6 +43,17 @@ struct ServerOptions {
   // Plaintext on a non-loopback address.
   bool allow_plaintext = false;
 
+  // HOST:PORT of the HTTP listener for CDS Hooks (/cds-services) and FHIR
+  // (/fhir/DetectedIssue), with TLS when tls_cert is given; empty: none.
+  std::string http_listen;
+  // The CDS Hooks issuers file (see CdsJwtVerifier::FromFile): the EHRs
+  // trusted to call /cds-services. Empty: only in development mode, where
+  // any caller on loopback is trusted.
+  std::string cds_issuers_file;
+  // The public base URL of the HTTP listener, which a CDS client's token
+  // names as its audience; empty: http(s)://<http_listen>.
+  std::string http_base_url;
+
   // HOST:PORT of the Prometheus endpoint (/metrics over HTTP); empty: none.
   std::string metrics_listen;
   // HOST:PORT of a plaintext listener serving grpc.health.v1 alone; empty:
@@ -86,6 +97,7 @@ class Server {
   int port() const;
   int health_port() const;
   int metrics_port() const;
+  int http_port() const;
 
   // Reloads the tokens file (a removed line revokes its token at once) and
   // the knowledge base beside the serving one; a refused reload keeps what

@@ -44,6 +44,15 @@ ABSL_FLAG(bool, allow_plaintext, false,
           "Allow plaintext (no TLS) on a non-loopback address. Only on a network you trust.");
 ABSL_FLAG(std::string, metrics_listen, "",
           "HOST:PORT to serve Prometheus metrics on (/metrics) over HTTP; empty: no metrics endpoint.");
+ABSL_FLAG(std::string, http_listen, "",
+          "HOST:PORT of the HTTP listener: CDS Hooks 2.0 (/cds-services) and FHIR DetectedIssue, TLS with "
+          "--tls_cert/--tls_key; empty: none.");
+ABSL_FLAG(std::string, cds_issuers_file, "",
+          "JSON file of the EHRs trusted to call CDS Hooks (issuer and JWK set of each); without it, CDS Hooks "
+          "calls are trusted only in development mode.");
+ABSL_FLAG(std::string, http_base_url, "",
+          "Public base URL of --http_listen (a CDS client's token names <base>/cds-services/<id> as audience); "
+          "empty: http(s)://<http_listen>.");
 ABSL_FLAG(double, rate_limit, kDefaults.rate_limit,
           "Requests a second allowed per authenticated caller (token bucket); 0: no limit. Not applied in "
           "development mode.");
@@ -85,6 +94,9 @@ vigil::ServerOptions OptionsFromFlags() {
   options.tokens_file = absl::GetFlag(FLAGS_tokens_file);
   options.allow_plaintext = absl::GetFlag(FLAGS_allow_plaintext);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.http_listen = absl::GetFlag(FLAGS_http_listen);
+  options.cds_issuers_file = absl::GetFlag(FLAGS_cds_issuers_file);
+  options.http_base_url = absl::GetFlag(FLAGS_http_base_url);
   options.health_listen = absl::GetFlag(FLAGS_health_listen);
   options.reflection = absl::GetFlag(FLAGS_reflection);
   options.rate_limit = absl::GetFlag(FLAGS_rate_limit);
