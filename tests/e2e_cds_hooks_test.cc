@@ -125,5 +125,248 @@ TEST_F(CdsHooksTest, RxNormCodedWarfarinWithIbuprofenGetsAnInteractionCard) {
   EXPECT_TRUE(absl::StrContains(card["detail"].get<std::string>(), "**What to do:**")) << card["detail"];
 }
 
+// The sample request for another patient, user or encounter, so that tests
+// do not share remembered cards.
+json RequestFor(const std::string& patient_id, const std::string& hook = "order-sign") {
+  json request = ReadJson("order-sign-warfarin-ibuprofen.json");
+  request["hook"] = hook;
+  request["context"]["patientId"] = patient_id;
+  request["prefetch"]["patient"]["id"] = patient_id;
+  for (const char* key : {"medications", "labs"}) {
+    for (auto& entry : request["prefetch"][key]["entry"]) {
+      entry["resource"]["subject"]["reference"] = absl::StrCat("Patient/", patient_id);
+    }
+  }
+  for (auto& entry : request["context"]["draftOrders"]["entry"]) {
+    entry["resource"]["subject"]["reference"] = absl::StrCat("Patient/", patient_id);
+  }
+  return request;
+}
+
+json MedicationRequest(const std::string& id, const std::string& status, const std::string& rxcui,
+                       const std::string& display, const std::string& patient_id) {
+  json coding = {{"system", "http://www.nlm.nih.gov/research/umls/rxnorm"}, {"code", rxcui}};
+  if (!display.empty()) {
+    coding["display"] = display;
+  }
+  return {{"resource",
+           {{"resourceType", "MedicationRequest"},
+            {"id", id},
+            {"status", status},
+            {"intent", "order"},
+            {"medicationCodeableConcept", {{"coding", json::array({coding})}}},
+            {"subject", {{"reference", absl::StrCat("Patient/", patient_id)}}}}}};
+}
+
+TEST_F(CdsHooksTest, DigoxinWithCiclosporinByIngredientCodes) {
+  json request = RequestFor("cds-pt-digoxin");
+  request["prefetch"]["medications"]["entry"] =
+      json::array({MedicationRequest("digoxin-1", "active", "3407", "digoxin", "cds-pt-digoxin")});
+  request["context"]["draftOrders"]["entry"] =
+      json::array({MedicationRequest("draft-csa", "draft", "3008", "cyclosporine", "cds-pt-digoxin")});
+  const auto [status, reply] = Post("vigil-order-sign", request.dump());
+  ASSERT_EQ(status, 200) << reply.dump(2);
+  const auto cards = CardsAbout(reply, "digoxin");
+  ASSERT_FALSE(cards.empty()) << reply.dump(2);
+  // Resolved by their ingredient codes: no "identified from" note.
+  EXPECT_FALSE(absl::StrContains(cards.front()["detail"].get<std::string>(), "identified from"))
+      << cards.front()["detail"];
+}
+
+TEST_F(CdsHooksTest, AnUnknownCodeWithoutTextIsACardNeverSilence) {
+  json request = RequestFor("cds-pt-unknown");
+  request["context"]["draftOrders"]["entry"] =
+      json::array({MedicationRequest("draft-x", "draft", "99999999", "", "cds-pt-unknown")});
+  const auto [status, reply] = Post("vigil-order-sign", request.dump());
+  ASSERT_EQ(status, 200) << reply.dump(2);
+  const auto cards = CardsAbout(reply, "99999999");
+  ASSERT_FALSE(cards.empty()) << reply.dump(2);
+  EXPECT_TRUE(absl::StrContains(cards.front()["summary"].get<std::string>(), "NOT screened")) << cards.front();
+  EXPECT_EQ(cards.front()["indicator"], "warning");
+}
+
+TEST_F(CdsHooksTest, OrderSelectThenOrderSignDoesNotRepeatACardUnlessAsked) {
+  const json select = RequestFor("cds-pt-select", "order-select");
+  json with_selection = select;
+  with_selection["context"]["selections"] = json::array({"MedicationRequest/draft-ibuprofen"});
+  const auto [select_status, at_select] = Post("vigil-order-select", with_selection.dump());
+  ASSERT_EQ(select_status, 200) << at_select.dump(2);
+  ASSERT_FALSE(CardsAbout(at_select, "warfarin").empty()) << at_select.dump(2);
+
+  const auto [sign_status, at_sign] = Post("vigil-order-sign", RequestFor("cds-pt-select").dump());
+  ASSERT_EQ(sign_status, 200) << at_sign.dump(2);
+  EXPECT_TRUE(CardsAbout(at_sign, "warfarin").empty()) << "shown again at sign: " << at_sign.dump(2);
+
+  // Opt-out per request: the extension asks for every card.
+  json repeat = RequestFor("cds-pt-select");
+  repeat["extension"] = {{"org.vigil.repeat-select-cards", true}};
+  const auto [repeat_status, repeated] = Post("vigil-order-sign", repeat.dump());
+  ASSERT_EQ(repeat_status, 200);
+  EXPECT_FALSE(CardsAbout(repeated, "warfarin").empty()) << repeated.dump(2);
+
+  // Another encounter is another ordering session: the card shows.
+  json other = RequestFor("cds-pt-select");
+  other["context"]["encounterId"] = "Encounter/enc-2";
+  const auto [other_status, other_reply] = Post("vigil-order-sign", other.dump());
+  ASSERT_EQ(other_status, 200);
+  EXPECT_FALSE(CardsAbout(other_reply, "warfarin").empty()) << other_reply.dump(2);
+}
+
+TEST_F(CdsHooksTest, MissingPrefetchWithoutFhirServerIs412) {
+  json request = RequestFor("cds-pt-412");
+  request["prefetch"].erase("medications");
+  request["prefetch"]["labs"] = nullptr;
+  const auto [status, reply] = Post("vigil-order-sign", request.dump());
+  EXPECT_EQ(status, 412) << reply.dump(2);
+  ASSERT_EQ(reply["resourceType"], "OperationOutcome") << reply.dump(2);
+  const std::string diagnostics = reply["issue"][0]["diagnostics"];
+  EXPECT_TRUE(absl::StrContains(diagnostics, "medications")) << diagnostics;
+  EXPECT_TRUE(absl::StrContains(diagnostics, "labs")) << diagnostics;
+  EXPECT_EQ(reply["issue"][0]["code"], "required");
+}
+
+// The EHR's FHIR server: a test double (no EHR runs here) that answers the
+// MedicationRequest search with the warfarin order and records the
+// Authorization header it was sent.
+class FakeFhirServer {
+ public:
+  FakeFhirServer() {
+    server_.Get(R"(/MedicationRequest)", [this](const httplib::Request& req, httplib::Response& res) {
+      {
+        absl::MutexLock lock(&mu_);
+        authorization_ = req.get_header_value("Authorization");
+        query_patient_ = req.get_param_value("patient");
+      }
+      json bundle = {{"resourceType", "Bundle"},
+                     {"type", "searchset"},
+                     {"entry", json::array({MedicationRequest("active-warfarin", "active", "855332",
+                                                              "Warfarin Sodium 5 MG Oral Tablet", "cds-pt-fetch")})}};
+      res.set_content(bundle.dump(), "application/fhir+json");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~FakeFhirServer() {
+    server_.stop();
+    thread_.join();
+  }
+  int port() const { return port_; }
+  std::string authorization() {
+    absl::MutexLock lock(&mu_);
+    return authorization_;
+  }
+  std::string query_patient() {
+    absl::MutexLock lock(&mu_);
+    return query_patient_;
+  }
+
+ private:
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  absl::Mutex mu_;
+  std::string authorization_ ABSL_GUARDED_BY(mu_);
+  std::string query_patient_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(CdsHooksTest, MissingPrefetchIsFetchedFromTheFhirServerWithItsToken) {
+  FakeFhirServer fhir;
+  ASSERT_GT(fhir.port(), 0);
+  json request = RequestFor("cds-pt-fetch");
+  request["prefetch"].erase("medications");
+  request["fhirServer"] = absl::StrCat("http://127.0.0.1:", fhir.port());
+  request["fhirAuthorization"] = {{"access_token", "fhir-token-123"},
+                                  {"token_type", "Bearer"},
+                                  {"expires_in", 300},
+                                  {"scope", "patient/MedicationRequest.read"},
+                                  {"subject", "vigil"}};
+  const auto [status, reply] = Post("vigil-order-sign", request.dump());
+  ASSERT_EQ(status, 200) << reply.dump(2);
+  EXPECT_FALSE(CardsAbout(reply, "warfarin").empty()) << reply.dump(2);
+  EXPECT_EQ(fhir.authorization(), "Bearer fhir-token-123");
+  EXPECT_EQ(fhir.query_patient(), "cds-pt-fetch");
+}
+
+TEST_F(CdsHooksTest, MalformedRequestsAre400WithAnOperationOutcomeNamingThePath) {
+  {
+    const auto [status, reply] = Post("vigil-order-sign", "{\"hook\": \"order-sign\", ");
+    EXPECT_EQ(status, 400);
+    ASSERT_EQ(reply["resourceType"], "OperationOutcome") << reply.dump(2);
+    EXPECT_TRUE(absl::StrContains(reply["issue"][0]["diagnostics"].get<std::string>(), "not JSON"));
+  }
+  {
+    json request = RequestFor("cds-pt-400");
+    request["context"]["draftOrders"]["entry"][0]["resource"]["resourceType"] = "Observation";
+    const auto [status, reply] = Post("vigil-order-sign", request.dump());
+    EXPECT_EQ(status, 400) << reply.dump(2);
+    ASSERT_TRUE(reply["issue"][0].contains("expression")) << reply.dump(2);
+    EXPECT_TRUE(absl::StartsWith(reply["issue"][0]["expression"][0].get<std::string>(),
+                                 "context.draftOrders.entry[0]"))
+        << reply.dump(2);
+  }
+  {
+    // The hook must be the service's.
+    const auto [status, reply] = Post("vigil-order-select", RequestFor("cds-pt-400").dump());
+    EXPECT_EQ(status, 400) << reply.dump(2);
+  }
+  {
+    const auto [status, reply] = Post("no-such-service", RequestFor("cds-pt-400").dump());
+    EXPECT_EQ(status, 404) << reply.dump(2);
+  }
+}
+
+TEST_F(CdsHooksTest, OverrideFeedbackIsAnAcknowledgementOnTheFeedAndADetectedIssue) {
+  Subscriber subscriber(server_->address(), ::vigil::testing::From(0));
+  const auto [status, reply] = Post("vigil-order-sign", RequestFor("cds-pt-feedback").dump());
+  ASSERT_EQ(status, 200) << reply.dump(2);
+  const auto cards = CardsAbout(reply, "warfarin");
+  ASSERT_FALSE(cards.empty());
+  const std::string uuid = cards.front()["uuid"];
+  const json feedback = {
+      {"feedback",
+       json::array({{{"card", uuid},
+                     {"outcome", "overridden"},
+                     {"overrideReason",
+                      {{"reason", {{"system", "urn:vigil:v1:override-reason"}, {"code", "will-monitor"}}},
+                       {"userComment", "INR checked twice weekly"}}},
+                     {"outcomeTimestamp", "2026-12-04T10:00:00Z"}}})}};
+  const auto [fb_status, fb_reply] = Post("vigil-order-sign/feedback", feedback.dump());
+  ASSERT_EQ(fb_status, 200) << fb_reply.dump(2);
+
+  ASSERT_TRUE(subscriber.WaitForEvents(1)) << server_->log();
+  bool seen = false;
+  for (const auto& message : subscriber.events()) {
+    const auto& event = message.alert_event();
+    if (event.type() == v1::ALERT_EVENT_TYPE_ACKNOWLEDGED && event.patient_id() == "cds-pt-feedback") {
+      seen = true;
+      EXPECT_EQ(event.acknowledgement().outcome(), v1::ACKNOWLEDGEMENT_OUTCOME_OVERRIDDEN);
+      EXPECT_EQ(event.acknowledgement().reason().code(), "will-monitor");
+      EXPECT_EQ(event.acknowledgement().comment(), "INR checked twice weekly");
+      EXPECT_EQ(event.acknowledgement().user(), "Practitioner/example");
+    }
+  }
+  EXPECT_TRUE(seen) << "no ACKNOWLEDGED event for the card";
+
+  // An unknown card is refused by name, and nothing is recorded.
+  json unknown = feedback;
+  unknown["feedback"][0]["card"] = "00000000-0000-5000-8000-000000000000";
+  EXPECT_EQ(Post("vigil-order-sign/feedback", unknown.dump()).first, 404);
+
+  // The overridden alert reads back as a FHIR DetectedIssue.
+  auto client = Client();
+  auto res = client.Get("/fhir/DetectedIssue?patient=cds-pt-feedback");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json bundle = json::parse(res->body);
+  ASSERT_EQ(bundle["resourceType"], "Bundle");
+  ASSERT_EQ(bundle["entry"].size(), 1u) << bundle.dump(2);
+  const json& issue = bundle["entry"][0]["resource"];
+  EXPECT_EQ(issue["resourceType"], "DetectedIssue");
+  EXPECT_EQ(issue["code"]["coding"][0]["code"], "DRG");
+  EXPECT_TRUE(issue["severity"] == "high" || issue["severity"] == "moderate") << issue.dump(2);
+  EXPECT_EQ(issue["patient"]["reference"], "Patient/cds-pt-feedback");
+  EXPECT_FALSE(issue["implicated"].empty());
+}
+
 }  // namespace
 }  // namespace vigil
