@@ -4,6 +4,7 @@
 // order-sign, a missing prefetch (412, or fetched from a FHIR server that a
 // test double plays), malformed requests (400 naming the path), feedback on
 // the alert feed, and DetectedIssue.
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -18,6 +19,7 @@
 #include "httplib.h"
 #include "nlohmann/json.hpp"
 #include "tests/feed_client.h"
+#include "tests/jwt_test_util.h"
 #include "tests/server_process.h"
 #include "vigil/v1/alert_feed.grpc.pb.h"
 
@@ -366,6 +368,97 @@ TEST_F(CdsHooksTest, OverrideFeedbackIsAnAcknowledgementOnTheFeedAndADetectedIss
   EXPECT_TRUE(issue["severity"] == "high" || issue["severity"] == "moderate") << issue.dump(2);
   EXPECT_EQ(issue["patient"]["reference"], "Patient/cds-pt-feedback");
   EXPECT_FALSE(issue["implicated"].empty());
+}
+
+// With --cds_issuers_file, only an EHR with a signed token is served.
+class CdsHooksJwtTest : public ::testing::Test {
+ protected:
+  static constexpr char kIss[] = "https://ehr.example.org";
+
+  static void SetUpTestSuite() {
+    key_ = ::vigil::testing::GenerateEc().release();
+    ASSERT_NE(key_, nullptr);
+    dir_ = std::filesystem::temp_directory_path() / absl::StrCat("vigil-cds-jwt-", getpid());
+    std::filesystem::create_directories(dir_);
+    const json issuers = {
+        {"issuers", json::array({{{"iss", kIss}, {"jwks", {{"keys", {::vigil::testing::EcJwk(key_, "ec-1")}}}}}})}};
+    std::ofstream(dir_ / "issuers.json") << issuers.dump();
+    server_ = new ServerProcess({absl::StrCat("--kb=", VIGIL_BUNDLED_KB), "--http_listen=127.0.0.1:0",
+                                 absl::StrCat("--cds_issuers_file=", (dir_ / "issuers.json").string())});
+    ASSERT_TRUE(server_->ok()) << server_->log();
+    http_port_ = server_->LoggedPort("http_listening");
+    ASSERT_GT(http_port_, 0) << server_->log();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+    EVP_PKEY_free(key_);
+    std::filesystem::remove_all(dir_);
+  }
+
+  static std::string Audience() {
+    return absl::StrCat("http://127.0.0.1:", http_port_, "/cds-services/vigil-order-sign");
+  }
+  static json Claims() {
+    const int64_t now = absl::ToUnixSeconds(absl::Now());
+    static int counter = 0;
+    return {{"iss", kIss},     {"sub", "ehr-client"}, {"aud", Audience()},
+            {"iat", now},      {"exp", now + 240},    {"jti", absl::StrCat("e2e-jti-", ++counter, "-", now)}};
+  }
+  static std::string Sign(const json& claims, const std::string& alg = "ES384") {
+    const json header = {{"alg", alg}, {"typ", "JWT"}, {"kid", "ec-1"}};
+    return ::vigil::testing::MakeToken(header, claims, [&](const std::string& input) {
+      return alg == "none" ? std::string() : ::vigil::testing::SignEs384(key_, input);
+    });
+  }
+  static int PostWith(const std::string& authorization) {
+    httplib::Client client("127.0.0.1", http_port_);
+    httplib::Headers headers;
+    if (!authorization.empty()) {
+      headers.emplace("Authorization", authorization);
+    }
+    auto res = client.Post("/cds-services/vigil-order-sign", headers,
+                           RequestFor("cds-pt-jwt").dump(), "application/json");
+    return res ? res->status : 0;
+  }
+
+  static EVP_PKEY* key_;
+  static std::filesystem::path dir_;
+  static ServerProcess* server_;
+  static int http_port_;
+};
+
+EVP_PKEY* CdsHooksJwtTest::key_ = nullptr;
+std::filesystem::path CdsHooksJwtTest::dir_;
+ServerProcess* CdsHooksJwtTest::server_ = nullptr;
+int CdsHooksJwtTest::http_port_ = 0;
+
+TEST_F(CdsHooksJwtTest, ASignedTokenIsServedOnceAndBadTokensAreRefused) {
+  const std::string good = Sign(Claims());
+  EXPECT_EQ(PostWith(absl::StrCat("Bearer ", good)), 200) << server_->log();
+  // The same token again is a replay.
+  EXPECT_EQ(PostWith(absl::StrCat("Bearer ", good)), 401);
+  // No token, an unsigned token, another audience, an expired token.
+  EXPECT_EQ(PostWith(""), 401);
+  EXPECT_EQ(PostWith(absl::StrCat("Bearer ", Sign(Claims(), "none"))), 401);
+  json other_audience = Claims();
+  other_audience["aud"] = "https://elsewhere.example/cds-services/vigil-order-sign";
+  EXPECT_EQ(PostWith(absl::StrCat("Bearer ", Sign(other_audience))), 401);
+  json expired = Claims();
+  expired["iat"] = expired["iat"].get<int64_t>() - 3600;
+  expired["exp"] = expired["iat"].get<int64_t>() + 240;
+  EXPECT_EQ(PostWith(absl::StrCat("Bearer ", Sign(expired))), 401);
+  // Another issuer's key: a fresh key the server does not know.
+  ::vigil::testing::Pkey stranger = ::vigil::testing::GenerateEc();
+  const std::string forged = ::vigil::testing::MakeToken(
+      {{"alg", "ES384"}, {"typ", "JWT"}, {"kid", "ec-1"}}, Claims(),
+      [&](const std::string& input) { return ::vigil::testing::SignEs384(stranger.get(), input); });
+  EXPECT_EQ(PostWith(absl::StrCat("Bearer ", forged)), 401);
+  // Discovery needs no token (the CDS Hooks specification).
+  httplib::Client client("127.0.0.1", http_port_);
+  auto res = client.Get("/cds-services");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
 }
 
 }  // namespace
