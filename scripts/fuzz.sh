@@ -15,7 +15,7 @@ SECONDS_PER_TARGET="${VIGIL_FUZZ_SECONDS:-60}"
 BUILD_DIR=build-fuzz
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-  TARGETS=(kb_textproto ddinter_import check_request put_patient)
+  TARGETS=(kb_textproto ddinter_import check_request put_patient cds_request)
 fi
 
 bash scripts/install-deps.sh
@@ -41,6 +41,7 @@ export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIO
 dictionary_of() {
   case "$1" in
     check_request | put_patient) echo "$ROOT/fuzz/dict/requests.dict" ;;
+    cds_request) echo "$ROOT/fuzz/dict/cds_request.dict" ;;
     *) echo "$ROOT/fuzz/dict/$1.dict" ;;
   esac
 }

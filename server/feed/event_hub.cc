@@ -252,6 +252,43 @@ void EventHub::Publish(const std::vector<StoredEvent>& events) {
   if (events.empty()) {
     return;
   }
+  absl::MutexLock publishing(&publish_mu_);
+  for (int64_t next = latest() + 1; next < events.front().number;) {
+    // Another replica committed before these: its events go out first.
+    auto missing = store_->ReadEvents(next - 1, std::min<int>(options_.page_size,
+                                                                static_cast<int>(events.front().number - next)));
+    if (!missing.ok() || missing->empty()) {
+      // The store cannot say: subscribers past the gap resume from the
+      // store when they replay; publish what is known in order.
+      break;
+    }
+    PublishContiguous(*missing);
+    next = missing->back().number + 1;
+  }
+  if (events.back().number <= latest()) {
+    return;  // the store follower published them already
+  }
+  PublishContiguous(events);
+}
+
+absl::Status EventHub::CatchUpWithStore() {
+  absl::MutexLock publishing(&publish_mu_);
+  while (true) {
+    auto events = store_->ReadEvents(latest(), options_.page_size);
+    if (!events.ok()) {
+      return events.status();
+    }
+    if (events->empty()) {
+      return absl::OkStatus();
+    }
+    PublishContiguous(*events);
+  }
+}
+
+void EventHub::PublishContiguous(const std::vector<StoredEvent>& events) {
+  if (events.empty()) {
+    return;
+  }
   // Each event becomes one message, serialized once here (outside the
   // hub's lock) and shared by every subscriber it matches.
   std::vector<std::shared_ptr<const FeedMessage>> messages;

@@ -145,11 +145,19 @@ class EventHub {
   // Removes a subscription (the transport is done with it).
   void Unsubscribe(const Subscription* subscription);
 
-  // Publishes committed events, in event-number order. Callers publish in
-  // commit order (the registry holds its write lock). The events are queued
-  // for their subscribers before it returns; the transports are told on the
-  // hub's own thread.
+  // Publishes committed events, in event-number order. The events are
+  // queued for their subscribers before it returns; the transports are told
+  // on the hub's own thread. Events committed by another server sharing the
+  // store (a replica) that come before `events` and were not published yet
+  // are read from the store first, so subscribers never see a gap; events
+  // already published are skipped. Safe to call from several threads.
   void Publish(const std::vector<StoredEvent>& events);
+
+  // Publishes what the store holds beyond the latest published event (the
+  // commits of other replicas): called when the store signals new events,
+  // and periodically as a backstop. An error of the store is returned; the
+  // next call retries.
+  absl::Status CatchUpWithStore();
 
   // Closes every subscription with `status` (server shutdown).
   void CloseAll(const absl::Status& status);
@@ -166,6 +174,10 @@ class EventHub {
   void Tick();
 
   Store* const store_;
+  // Serializes publishing, so that events go out in number order whoever
+  // publishes them (the registry or the store follower).
+  absl::Mutex publish_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  void PublishContiguous(const std::vector<StoredEvent>& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
   const Options options_;
   Worker reader_;
   // Tells the transports of new events (Publish). A transport that is told

@@ -29,7 +29,11 @@ constexpr char kSignService[] = "vigil-order-sign";
 // recommends).
 constexpr char kRepeatExtension[] = "org.vigil.repeat-select-cards";
 
-HttpReply JsonReply(int status, const json& body) { return HttpReply{status, body.dump()}; }
+// Invalid UTF-8 cannot reach a reply (requests are validated), but a dump
+// never throws: it would replace such bytes.
+HttpReply JsonReply(int status, const json& body) {
+  return HttpReply{status, body.dump(-1, ' ', false, json::error_handler_t::replace)};
+}
 
 // The path a message starts with ("context.draftOrders.entry[1]: ..."), for
 // an OperationOutcome's expression; empty when it starts with none.

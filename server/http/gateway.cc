@@ -85,7 +85,10 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(const HttpGatewa
     Send(hooks->DetectedIssues(req.get_param_value("patient"), req.get_header_value("Authorization"), Peer(req)),
          res);
   });
-  http.Options(R"(/.*)", [](const httplib::Request&, httplib::Response& res) {
+  for (const auto& add_routes : options.routes) {
+    add_routes(http);
+  }
+  http.Options(R"(/cds-services.*)", [](const httplib::Request&, httplib::Response& res) {
     res.status = 204;
     AddCors(res);
   });

@@ -4,12 +4,18 @@
 #ifndef VIGIL_SERVER_HTTP_GATEWAY_H_
 #define VIGIL_SERVER_HTTP_GATEWAY_H_
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/http/cds_hooks.h"
+
+namespace httplib {
+class Server;
+}  // namespace httplib
 
 namespace vigil {
 
@@ -24,6 +30,9 @@ struct HttpGatewayOptions {
   size_t max_body_bytes = 4 * 1024 * 1024;
   // Timeout of a fetch from an EHR's FHIR server.
   absl::Duration fetch_timeout = absl::Seconds(5);
+  // More routes on the same listener (the pharmacist's worklist under
+  // /ui/), registered after the CDS Hooks ones.
+  std::vector<std::function<void(httplib::Server&)>> routes;
 };
 
 class HttpGateway {
