@@ -184,5 +184,87 @@ TEST(FeedConcurrencyTest, WritersAndSubscribersOnManyThreadsSeeOneGaplessOrder) 
   pullers.clear();  // joins each puller; CloseAll finished them
 }
 
+// Two servers sharing one store (replicas): each has its own registry and
+// hub; each hub learns the other's commits from the store, when its own
+// commit comes after them or when it follows the store. A subscriber of
+// either hub sees every event of both, once, in number order.
+TEST(FeedConcurrencyTest, ReplicasSharingAStoreEachDeliverEveryEventInOrder) {
+  TempDir dir;
+  auto store = SqliteStore::Open(dir.path() + "/v.db");
+  ASSERT_TRUE(store.ok()) << store.status();
+  KnowledgeBaseSpec spec;
+  spec.curated.push_back(VIGIL_BUNDLED_KB);
+  auto kb = LoadKnowledgeBase(spec);
+  ASSERT_TRUE(kb.ok()) << kb.status();
+  KnowledgeBaseHolder holder(*kb);
+  EventHub hub_a(store->get(), EventHub::Options{100000, 16});
+  EventHub hub_b(store->get(), EventHub::Options{100000, 16});
+  ASSERT_TRUE(hub_a.Start().ok());
+  ASSERT_TRUE(hub_b.Start().ok());
+  PatientRegistry registry_a(store->get(), &holder, &hub_a);
+  PatientRegistry registry_b(store->get(), &holder, &hub_b);
+
+  std::vector<std::unique_ptr<Puller>> pullers;
+  for (EventHub* hub : {&hub_a, &hub_b}) {
+    for (size_t batch : {size_t{1}, size_t{5}}) {
+      auto sub = hub->Subscribe(EventFilter{}, 0, absl::Seconds(300), batch);
+      ASSERT_TRUE(sub.ok()) << sub.status();
+      pullers.push_back(std::make_unique<Puller>(hub, *std::move(sub), 0, batch));
+    }
+  }
+  std::atomic<bool> writing{true};
+  // The store follower of each replica (LISTEN/NOTIFY or polling in the server).
+  std::thread follower([&] {
+    while (writing.load()) {
+      EXPECT_TRUE(hub_a.CatchUpWithStore().ok());
+      EXPECT_TRUE(hub_b.CatchUpWithStore().ok());
+      absl::SleepFor(absl::Milliseconds(3));
+    }
+  });
+  std::vector<std::thread> writers;
+  std::atomic<int64_t> last_number{0};
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      PatientRegistry& registry = w % 2 == 0 ? registry_a : registry_b;
+      for (int k = 0; k < 20; ++k) {
+        v1::Patient p;
+        p.set_id(absl::StrCat("replica-", w));
+        p.add_medications()->set_drug("silperisone");
+        if (k % 2 == 0) {
+          p.add_medications()->set_drug("diazepam");
+        }
+        auto put = registry.PutPatient(p);
+        ASSERT_TRUE(put.ok()) << put.status();
+        int64_t seen = last_number.load();
+        while (put->last_event_number() > seen && !last_number.compare_exchange_weak(seen, put->last_event_number())) {
+        }
+      }
+    });
+  }
+  for (auto& t : writers) {
+    t.join();
+  }
+  const int64_t last = last_number.load();
+  ASSERT_GT(last, 40);
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  for (auto& p : pullers) {
+    while ((p->numbers().empty() || p->numbers().back() < last) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+  writing = false;
+  follower.join();
+  hub_a.CloseAll(absl::UnavailableError("test over"));
+  hub_b.CloseAll(absl::UnavailableError("test over"));
+  for (size_t i = 0; i < pullers.size(); ++i) {
+    const auto numbers = pullers[i]->numbers();
+    ASSERT_EQ(numbers.size(), static_cast<size_t>(last)) << "subscriber " << i;
+    for (size_t k = 0; k < numbers.size(); ++k) {
+      ASSERT_EQ(numbers[k], static_cast<int64_t>(k) + 1) << "subscriber " << i << " at " << k;
+    }
+  }
+  pullers.clear();
+}
+
 }  // namespace
 }  // namespace vigil

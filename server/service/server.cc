@@ -106,6 +106,8 @@ struct Server::Parts {
   std::atomic<bool> stopping{false};
   bool stopped = false;
   std::thread db_monitor;
+  // Publishes the events other replicas commit to the shared store.
+  std::thread store_follower;
   httplib::Server metrics_http;
   std::thread metrics_thread;
   int metrics_port = 0;
@@ -122,6 +124,7 @@ struct Server::Parts {
   absl::Status StartGrpc();
   void SetServing(const std::string& service, bool serving);
   void MonitorDatabase();
+  void FollowStore();
   absl::Status StartMetricsListener();
   absl::Status StartHttpListener();
 };
@@ -397,6 +400,31 @@ void Server::Parts::MonitorDatabase() {
   });
 }
 
+// With replicas sharing the store, each server publishes to its own
+// subscribers the events the others commit: woken by the store's
+// notification (PostgreSQL LISTEN/NOTIFY), and at least every second.
+void Server::Parts::FollowStore() {
+  if (!store->shared()) {
+    return;
+  }
+  store_follower = std::thread([this] {
+    bool failing = false;
+    while (!stopping.load()) {
+      const absl::Status waited = store->WaitForOtherWriters(absl::Seconds(1));
+      const absl::Status caught_up = waited.ok() ? hub->CatchUpWithStore() : waited;
+      if (!caught_up.ok() && !failing) {
+        LogError("store_follow_failed", {{"reason", std::string(caught_up.message())}});
+      } else if (caught_up.ok() && failing) {
+        LogInfo("store_follow_recovered", {});
+      }
+      failing = !caught_up.ok();
+      if (failing) {
+        absl::SleepFor(absl::Milliseconds(200));
+      }
+    }
+  });
+}
+
 absl::Status Server::Parts::StartMetricsListener() {
   if (options.metrics_listen.empty()) {
     return absl::OkStatus();
@@ -486,6 +514,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   }
   p.SetServing("", true);
   p.MonitorDatabase();
+  p.FollowStore();
   const std::string host = p.options.listen.substr(0, p.options.listen.rfind(':'));
   LogInfo("listening", {{"address", absl::StrCat(host, ":", p.port)}, {"port", absl::StrCat(p.port)}});
   return server;
@@ -532,6 +561,9 @@ void Server::Stop() {
   p.stopping = true;
   if (p.db_monitor.joinable()) {
     p.db_monitor.join();
+  }
+  if (p.store_follower.joinable()) {
+    p.store_follower.join();
   }
   // Subscribers are told to resume elsewhere before the listener closes.
   p.hub->CloseAll(absl::UnavailableError("the server is shutting down"));

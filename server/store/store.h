@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "vigil/store/v1/store.pb.h"
 #include "vigil/v1/alert_feed.pb.h"
 #include "vigil/v1/audit.pb.h"
@@ -101,6 +103,19 @@ class Store {
 
   // Audit events with ids greater than `after_id`, at most `limit`.
   virtual absl::StatusOr<std::vector<v1::AuditEvent>> ReadAudit(int64_t after_id, int limit) = 0;
+
+  // True when other servers may write the same store (replicas sharing a
+  // PostgreSQL database): their events reach this server's subscribers only
+  // through the store, so the server follows it (WaitForOtherWriters).
+  virtual bool shared() const { return false; }
+
+  // Returns when other servers may have committed events (a notification),
+  // or after `timeout`, whichever comes first. A store only this server
+  // writes just waits.
+  virtual absl::Status WaitForOtherWriters(absl::Duration timeout) {
+    absl::SleepFor(timeout);
+    return absl::OkStatus();
+  }
 };
 
 }  // namespace vigil
