@@ -9,7 +9,9 @@ PACKAGES=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc
   libprotobuf-dev protobuf-compiler
   libabsl-dev libssl-dev libsqlite3-dev libcpp-httplib-dev libicu-dev
+  postgresql-15 libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
+  chromium chromium-driver
   python3-grpcio python3-grpc-tools python3-protobuf
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
 )

@@ -20,6 +20,7 @@
 #include "httplib.h"
 #include "server/http/cds_hooks.h"
 #include "server/http/gateway.h"
+#include "server/http/ui.h"
 #include "server/security/jwt.h"
 #include "server/common/log.h"
 #include "server/common/metrics.h"
@@ -33,7 +34,7 @@
 #include "server/service/parse_error_interceptor.h"
 #include "server/service/services.h"
 #include "server/store/audit_log.h"
-#include "server/store/sqlite_store.h"
+#include "server/store/open_store.h"
 
 namespace vigil {
 namespace {
@@ -113,6 +114,8 @@ struct Server::Parts {
   int metrics_port = 0;
   std::unique_ptr<CdsJwtVerifier> cds_jwt;
   std::unique_ptr<CdsHooks> cds_hooks;
+  // The pharmacist's worklist under /ui/ (outlives the gateway).
+  std::unique_ptr<Ui> ui;
   std::unique_ptr<HttpGateway> http_gateway;
 
   absl::Status LoadKnowledgeBaseAndStore();
@@ -150,11 +153,14 @@ absl::Status Server::Parts::LoadKnowledgeBaseAndStore() {
     }
     store = *std::move(opened);
   } else {
-    auto opened = SqliteStore::Open(options.db);
+    // An SQLite file, or a PostgreSQL URI shared by several replicas.
+    auto opened = OpenStore(options.db);
     if (!opened.ok()) {
-      return Refused("database_unavailable", opened.status(), {{"path", options.db}});
+      return Refused("database_unavailable", opened.status(), {{"path", StoreNameForLog(options.db)}});
     }
-    schema = absl::StrCat((*opened)->schema_version());
+    if (const auto version = StoreSchemaVersion(**opened); version.has_value()) {
+      schema = absl::StrCat(*version);
+    }
     store = *std::move(opened);
   }
   EventHub::Options hub_options;
@@ -164,7 +170,7 @@ absl::Status Server::Parts::LoadKnowledgeBaseAndStore() {
     return Refused("database_unavailable", st);
   }
   LogInfo("database_open",
-          {{"path", options.db}, {"schema_version", schema}, {"latest_event_number", absl::StrCat(hub->latest())}});
+          {{"path", StoreNameForLog(options.db)}, {"schema_version", schema}, {"latest_event_number", absl::StrCat(hub->latest())}});
   registry = std::make_unique<PatientRegistry>(store.get(), kb.get(), hub.get());
   return absl::OkStatus();
 }
@@ -389,7 +395,7 @@ void Server::Parts::MonitorDatabase() {
         if (ok) {
           LogInfo("database_healthy", {});
         } else {
-          LogError("database_unhealthy", {{"path", options.db}});
+          LogError("database_unhealthy", {{"path", StoreNameForLog(options.db)}});
         }
         last = ok;
       }
@@ -454,11 +460,12 @@ absl::Status Server::Parts::StartHttpListener() {
   if (options.http_listen.empty()) {
     return absl::OkStatus();
   }
-  const bool development = auth.development_mode() && options.cds_issuers_file.empty();
-  if (development && !IsLoopback(options.http_listen)) {
+  // Without a tokens file the FHIR read and the worklist trust every caller
+  // (development mode), whatever --cds_issuers_file says of CDS clients.
+  if (auth.development_mode() && !IsLoopback(options.http_listen)) {
     return Refused("development_mode_non_loopback",
-                   absl::FailedPreconditionError("no --tokens_file and no --cds_issuers_file: development mode "
-                                                 "serves --http_listen on loopback only"));
+                   absl::FailedPreconditionError("no --tokens_file: development mode serves --http_listen on "
+                                                 "loopback only"));
   }
   if (options.tls_cert.empty() && !IsLoopback(options.http_listen) && !options.allow_plaintext) {
     return Refused("plaintext_non_loopback",
@@ -479,6 +486,8 @@ absl::Status Server::Parts::StartHttpListener() {
   gateway_options.tls_key = options.tls_key;
   cds_hooks = std::make_unique<CdsHooks>(hooks_options, kb.get(), registry.get(), audit.get(), &auth, cds_jwt.get(),
                                          HttpGateway::MakeFetch(gateway_options.fetch_timeout));
+  ui = std::make_unique<Ui>(UiOptions(), kb.get(), registry.get(), hub.get(), store.get(), audit.get(), &auth);
+  gateway_options.routes.push_back([u = ui.get()](httplib::Server& http) { u->Register(http); });
   auto gateway = HttpGateway::Start(gateway_options, cds_hooks.get());
   if (!gateway.ok()) {
     return Refused("http_listen_failed", gateway.status());
@@ -584,6 +593,9 @@ void Server::Stop() {
       s->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
       s->Wait();
     }
+  }
+  if (p.ui != nullptr) {
+    p.ui->Stop();  // open worklist streams end within a second
   }
   if (p.http_gateway != nullptr) {
     p.http_gateway->Stop();

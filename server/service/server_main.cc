@@ -29,7 +29,10 @@ ABSL_FLAG(std::string, kb, VIGIL_DEFAULT_KB,
 ABSL_FLAG(std::string, import, "",
           "Bulk interaction imports: comma-separated DDInter CSV files or folders of them. A file with any malformed "
           "row refuses the whole knowledge base.");
-ABSL_FLAG(std::string, db, kDefaults.db, "SQLite database file of stored patients, alerts and events (created if missing).");
+ABSL_FLAG(std::string, db, kDefaults.db,
+          "Store of patients, alerts, events and the audit trail: an SQLite file (PATH or sqlite:PATH, created if "
+          "missing), or a PostgreSQL URI that several replicas share (postgresql://USER@HOST:5432/DB?sslmode=require; "
+          "better the password in ~/.pgpass or PGPASSWORD than in the URI).");
 ABSL_FLAG(int, subscriber_queue, kDefaults.subscriber_queue,
           "Most events queued for one subscriber; a subscriber further behind is closed with RESOURCE_EXHAUSTED and "
           "resumes from its last event.");
