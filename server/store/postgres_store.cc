@@ -1,7 +1,9 @@
 #include "server/store/postgres_store.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <limits>
 #include <memory>
@@ -282,6 +284,21 @@ std::string UriWithoutPassword(absl::string_view uri) {
   return out;
 }
 
+namespace {
+
+// Connects with defaults the URI may override (it is expanded last): a
+// bounded connect, and TCP keepalives so that a vanished server is noticed
+// within a minute. Null only when out of memory.
+PGconn* Connect(const std::string& uri) {
+  const char* const keys[] = {"connect_timeout",   "keepalives",       "keepalives_idle", "keepalives_interval",
+                              "keepalives_count",  "tcp_user_timeout", "application_name", "dbname",
+                              nullptr};
+  const char* const values[] = {"5", "1", "10", "5", "3", "30000", "vigil-server", uri.c_str(), nullptr};
+  return PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(const std::string& uri) {
   const std::string name = UriWithoutPassword(uri);
   char* error = nullptr;
@@ -292,13 +309,7 @@ absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(const std::st
     return absl::InvalidArgumentError(absl::StrCat("database ", name, ": not a PostgreSQL URI: ", message));
   }
   PQconninfoFree(parsed);
-  // Defaults the URI may override (it is expanded last): a bounded connect,
-  // and TCP keepalives so that a vanished server is noticed within a minute.
-  const char* const keys[] = {"connect_timeout",   "keepalives",       "keepalives_idle", "keepalives_interval",
-                              "keepalives_count",  "tcp_user_timeout", "application_name", "dbname",
-                              nullptr};
-  const char* const values[] = {"5", "1", "10", "5", "3", "30000", "vigil-server", uri.c_str(), nullptr};
-  PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  PGconn* conn = Connect(uri);
   if (conn == nullptr) {
     return absl::UnavailableError(absl::StrCat("database ", name, ": cannot connect: out of memory"));
   }
@@ -324,8 +335,67 @@ PostgresStore::PostgresStore(PGconn* conn, std::string uri)
     : conn_(conn), uri_(std::move(uri)), name_(UriWithoutPassword(uri_)) {}
 
 PostgresStore::~PostgresStore() {
+  {
+    absl::MutexLock lock(&listen_mu_);
+    if (listen_conn_ != nullptr) {
+      PQfinish(listen_conn_);
+    }
+  }
   absl::MutexLock lock(&mu_);
   PQfinish(conn_);
+}
+
+// The follower's own connection LISTENs on kEventChannel; a notification
+// (sent by another replica's Commit when it commits) ends the wait early.
+// A connection made anew may have missed notifications meanwhile: it
+// returns at once so that the caller reads the store.
+absl::Status PostgresStore::WaitForOtherWriters(absl::Duration timeout) {
+  absl::MutexLock lock(&listen_mu_);
+  if (listen_conn_ == nullptr || PQstatus(listen_conn_) != CONNECTION_OK) {
+    if (listen_conn_ != nullptr) {
+      PQfinish(listen_conn_);
+    }
+    listen_conn_ = Connect(uri_);
+    PGresult* listened = listen_conn_ == nullptr || PQstatus(listen_conn_) != CONNECTION_OK
+                             ? nullptr
+                             : PQexec(listen_conn_, absl::StrCat("LISTEN ", kEventChannel).c_str());
+    const bool ok = listened != nullptr && PQresultStatus(listened) == PGRES_COMMAND_OK;
+    PQclear(listened);
+    if (!ok) {
+      const std::string message = listen_conn_ == nullptr ? "out of memory" : Trimmed(PQerrorMessage(listen_conn_));
+      PQfinish(listen_conn_);
+      listen_conn_ = nullptr;
+      absl::SleepFor(std::min(timeout, absl::Seconds(1)));
+      return absl::UnavailableError(absl::StrCat("database connection lost: cannot listen for events: ", message));
+    }
+    PQsetNoticeProcessor(listen_conn_, [](void*, const char*) {}, nullptr);
+    return absl::OkStatus();
+  }
+  auto drained = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(listen_mu_) {
+    bool any = false;
+    while (PGnotify* notify = PQnotifies(listen_conn_)) {
+      any = true;
+      PQfreemem(notify);
+    }
+    return any;
+  };
+  if (PQconsumeInput(listen_conn_) == 0) {
+    PQfinish(listen_conn_);
+    listen_conn_ = nullptr;
+    return absl::UnavailableError("database connection lost: the event listener's connection broke");
+  }
+  if (drained()) {
+    return absl::OkStatus();
+  }
+  pollfd fd{PQsocket(listen_conn_), POLLIN, 0};
+  const int ready = poll(&fd, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+  if (ready > 0 && PQconsumeInput(listen_conn_) == 0) {
+    PQfinish(listen_conn_);
+    listen_conn_ = nullptr;
+    return absl::UnavailableError("database connection lost: the event listener's connection broke");
+  }
+  drained();
+  return absl::OkStatus();
 }
 
 absl::Status PostgresStore::EnsureConnectedLocked() {

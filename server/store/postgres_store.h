@@ -54,6 +54,12 @@ class PostgresStore final : public Store {
   absl::Status AppendAudit(const std::vector<v1::AuditEvent>& events) override;
   absl::StatusOr<std::vector<v1::AuditEvent>> ReadAudit(int64_t after_id, int limit) override;
 
+  // Replicas share the database: each follows the others' commits.
+  bool shared() const override { return true; }
+  // Waits for a notification on kEventChannel (LISTEN on a connection of
+  // its own), or `timeout`.
+  absl::Status WaitForOtherWriters(absl::Duration timeout) override;
+
   // The schema version of the open database.
   int schema_version() const { return schema_version_; }
 
@@ -104,6 +110,11 @@ class PostgresStore final : public Store {
   // The URI without its password, for messages.
   const std::string name_;
   int schema_version_ = 0;
+
+  // The connection that LISTENs for other replicas' commits (the store
+  // follower's; null until first used or after it broke).
+  absl::Mutex listen_mu_;
+  PGconn* listen_conn_ ABSL_GUARDED_BY(listen_mu_) = nullptr;
 };
 
 }  // namespace vigil
