@@ -24,7 +24,7 @@ constexpr char kRxNorm[] = "http://www.nlm.nih.gov/research/umls/rxnorm";
 
 // The number of drugs that carry an RxNorm code. Raise it when codes are
 // added; it must never go down.
-constexpr size_t kMinDrugsWithRxNorm = 317;
+constexpr size_t kMinDrugsWithRxNorm = 362;
 
 // The RxNorm codes of each drug, by drug id.
 std::map<std::string, std::vector<kb::v1::Code>> RxNormCodesByDrug(const KnowledgeBase& kb) {
@@ -109,6 +109,11 @@ TEST(RxNormCodesTest, WellKnownIngredientCodesResolve) {
       {"298869", "eplerenone"},     // PDDI CDS eplerenone value set
       {"1819", "buprenorphine"},    // CDC OMTK data
       {"1545653", "empagliflozin"}, // PEDSnet RxNorm ingredient codeset
+      {"8123", "phenelzine"},       // Hadlock Lab CEDA medication concepts; ATC-grouped registry (N06AF)
+      {"325646", "aliskiren"},      // Hadlock Lab ATC-grouped registry (C09X)
+      {"1991302", "semaglutide"},   // Hadlock Lab CEDA medication concepts
+      {"195088", "lopinavir"},      // N3C TermHub RxNorm extract, tty IN
+      {"1656339", "sacubitril-valsartan"}, // N3C TermHub RxNorm extract, tty MIN (sacubitril / valsartan)
   };
   for (const auto& [code, drug_id] : expected) {
     SCOPED_TRACE("RxNorm " + code);

@@ -36,8 +36,8 @@ void CheckCoverage(CheckInput& in, AlertBuilder& out) {
           "Vigil could not resolve this medication reference to a drug of its knowledge base, so it was not "
           "checked for contraindications, interactions, allergies or duplicate therapy."));
       alert.set_recommendation(std::string(
-          "Check the spelling or send a knowledge-base id, name or code (system|code); otherwise review this drug "
-          "manually before ordering."));
+          "Review this drug manually for contraindications, interactions, allergies and duplicate therapy before "
+          "ordering; if the order names the drug wrongly, correct it and check again."));
     } else {
       alert.set_summary(Clamp(absl::StrCat("Current medication '", ref, "' is not in the knowledge base: not screened."), kMaxSummaryBytes));
       alert.set_detail(std::string(

@@ -384,6 +384,11 @@ void Server::Parts::SetServing(const std::string& service, bool serving) {
 void Server::Parts::MonitorDatabase() {
   // The database-backed services follow the database's health; checks and
   // the drug catalog keep serving without it.
+  // Named from the start, so that a probe of a store-backed service gets
+  // SERVING rather than NOT_FOUND before the first outage.
+  for (const char* service : {"vigil.v1.Patients", "vigil.v1.AlertFeed"}) {
+    SetServing(service, true);
+  }
   db_monitor = std::thread([this] {
     bool last = true;
     while (!stopping.load()) {
