@@ -22,6 +22,7 @@
 #include "tests/jwt_test_util.h"
 #include "tests/server_process.h"
 #include "vigil/v1/alert_feed.grpc.pb.h"
+#include "vigil/v1/patients.grpc.pb.h"
 
 namespace vigil {
 namespace {
@@ -368,6 +369,19 @@ TEST_F(CdsHooksTest, OverrideFeedbackIsAnAcknowledgementOnTheFeedAndADetectedIss
   EXPECT_TRUE(issue["severity"] == "high" || issue["severity"] == "moderate") << issue.dump(2);
   EXPECT_EQ(issue["patient"]["reference"], "Patient/cds-pt-feedback");
   EXPECT_FALSE(issue["implicated"].empty());
+
+  // The patient was never stored, but the acknowledged card's alert was:
+  // deleting the patient erases it.
+  auto patients = v1::Patients::NewStub(grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  v1::DeletePatientRequest del;
+  del.set_patient_id("cds-pt-feedback");
+  v1::DeletePatientResponse deleted;
+  const grpc::Status status_of_delete = patients->DeletePatient(&context, del, &deleted);
+  ASSERT_TRUE(status_of_delete.ok()) << status_of_delete.error_message();
+  auto after = client.Get("/fhir/DetectedIssue?patient=cds-pt-feedback");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(json::parse(after->body)["entry"].size(), 0u) << after->body;
 }
 
 // With --cds_issuers_file, only an EHR with a signed token is served.

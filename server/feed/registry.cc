@@ -179,7 +179,9 @@ absl::StatusOr<v1::DeletePatientResponse> PatientRegistry::DeletePatient(const s
   if (!state.ok()) {
     return state.status();
   }
-  if (!state->exists) {
+  // A patient who was never stored may still have alerts: those
+  // acknowledged on a CDS Hooks card (AcknowledgeShown). They are erased too.
+  if (!state->exists && state->alerts.empty()) {
     return absl::NotFoundError(absl::StrCat("patient_id: no stored patient '", patient_id.substr(0, 128), "'"));
   }
   PatientChange change;
