@@ -42,6 +42,29 @@ void Resolve(store::v1::StoredAlert stored, PatientChange* change, v1::Alert* re
   change->alerts.push_back(std::move(stored));
 }
 
+// The acknowledgement `request` records, by `agent`.
+v1::Acknowledgement AcknowledgementOf(const v1::AcknowledgeAlertRequest& request, const Agent& agent) {
+  v1::Acknowledgement ack;
+  ack.set_outcome(request.outcome());
+  *ack.mutable_reason() = request.reason();
+  ack.set_comment(request.comment());
+  ack.set_user(request.user());
+  ack.set_agent(agent.name);
+  ack.set_agent_certificate_subject(agent.certificate_subject);
+  return ack;
+}
+
+// Sets the status an acknowledgement gives; an override holds while the
+// alert's facts (its fingerprint) stay the same.
+void MarkAcknowledged(v1::AcknowledgementOutcome outcome, store::v1::StoredAlert* alert) {
+  if (outcome == v1::ACKNOWLEDGEMENT_OUTCOME_OVERRIDDEN) {
+    alert->mutable_record()->set_status(v1::ALERT_STATUS_OVERRIDDEN);
+    alert->set_override_fingerprint(alert->fingerprint());
+  } else {
+    alert->mutable_record()->set_status(v1::ALERT_STATUS_ACCEPTED);
+  }
+}
+
 }  // namespace
 
 std::string PatientRegistry::Fingerprint(const v1::Alert& alert) {
@@ -230,35 +253,8 @@ absl::StatusOr<v1::AcknowledgeAlertResponse> PatientRegistry::Acknowledge(const 
   if (!IsActive(target->record().status())) {
     return absl::FailedPreconditionError("alert_id: the alert is resolved; only active alerts can be acknowledged");
   }
-  v1::Acknowledgement ack;
-  ack.set_outcome(request.outcome());
-  *ack.mutable_reason() = request.reason();
-  ack.set_comment(request.comment());
-  ack.set_user(request.user());
-  ack.set_agent(agent.name);
-  ack.set_agent_certificate_subject(agent.certificate_subject);
-  if (request.outcome() == v1::ACKNOWLEDGEMENT_OUTCOME_OVERRIDDEN) {
-    target->mutable_record()->set_status(v1::ALERT_STATUS_OVERRIDDEN);
-    target->set_override_fingerprint(target->fingerprint());
-  } else {
-    target->mutable_record()->set_status(v1::ALERT_STATUS_ACCEPTED);
-  }
-  PatientChange change;
-  change.op = PatientChange::Op::kAlertsOnly;
-  change.patient_id = **patient_id;
-  change.expected_revision = state->revision;
-  change.alerts.push_back(*target);
-  v1::AlertEvent event = MakeEvent(v1::ALERT_EVENT_TYPE_ACKNOWLEDGED, **patient_id, target->record().alert());
-  *event.mutable_acknowledgement() = ack;
-  change.events.push_back(std::move(event));
-  auto committed = CommitAndPublish(change);
-  if (!committed.ok()) {
-    return committed.status();
-  }
-  v1::AcknowledgeAlertResponse response;
-  response.set_event_number(committed->last_event_number);
-  *response.mutable_alert() = committed->alerts.front().record();
-  return response;
+  MarkAcknowledged(request.outcome(), target);
+  return CommitAcknowledgement(**patient_id, state->revision, *target, AcknowledgementOf(request, agent));
 }
 
 absl::StatusOr<v1::AcknowledgeAlertResponse> PatientRegistry::AcknowledgeShown(const std::string& patient_id_in,
@@ -284,25 +280,20 @@ absl::StatusOr<v1::AcknowledgeAlertResponse> PatientRegistry::AcknowledgeShown(c
   *stored.mutable_record()->mutable_alert() = alert;
   stored.mutable_record()->set_patient_id(patient_id);
   stored.set_fingerprint(Fingerprint(alert));
-  if (request.outcome() == v1::ACKNOWLEDGEMENT_OUTCOME_OVERRIDDEN) {
-    stored.mutable_record()->set_status(v1::ALERT_STATUS_OVERRIDDEN);
-    stored.set_override_fingerprint(stored.fingerprint());
-  } else {
-    stored.mutable_record()->set_status(v1::ALERT_STATUS_ACCEPTED);
-  }
-  v1::AlertEvent event = MakeEvent(v1::ALERT_EVENT_TYPE_ACKNOWLEDGED, patient_id, alert);
-  v1::Acknowledgement& ack = *event.mutable_acknowledgement();
-  ack.set_outcome(request.outcome());
-  *ack.mutable_reason() = request.reason();
-  ack.set_comment(request.comment());
-  ack.set_user(request.user());
-  ack.set_agent(agent.name);
-  ack.set_agent_certificate_subject(agent.certificate_subject);
+  MarkAcknowledged(request.outcome(), &stored);
+  return CommitAcknowledgement(patient_id, state->revision, stored, AcknowledgementOf(request, agent));
+}
+
+absl::StatusOr<v1::AcknowledgeAlertResponse> PatientRegistry::CommitAcknowledgement(
+    const std::string& patient_id, int64_t revision, const store::v1::StoredAlert& alert,
+    const v1::Acknowledgement& ack) {
   PatientChange change;
   change.op = PatientChange::Op::kAlertsOnly;
   change.patient_id = patient_id;
-  change.expected_revision = state->revision;
-  change.alerts.push_back(std::move(stored));
+  change.expected_revision = revision;
+  change.alerts.push_back(alert);
+  v1::AlertEvent event = MakeEvent(v1::ALERT_EVENT_TYPE_ACKNOWLEDGED, patient_id, alert.record().alert());
+  *event.mutable_acknowledgement() = ack;
   change.events.push_back(std::move(event));
   auto committed = CommitAndPublish(change);
   if (!committed.ok()) {

@@ -67,6 +67,11 @@ class PatientRegistry {
 
  private:
   absl::StatusOr<CommitResult> CommitAndPublish(const PatientChange& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Writes `alert` (acknowledged) and its ACKNOWLEDGED event carrying `ack`.
+  absl::StatusOr<v1::AcknowledgeAlertResponse> CommitAcknowledgement(const std::string& patient_id, int64_t revision,
+                                                                     const store::v1::StoredAlert& alert,
+                                                                     const v1::Acknowledgement& ack)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
   Store* const store_;
   const KnowledgeBaseHolder* const kb_;

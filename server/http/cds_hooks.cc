@@ -1,4 +1,5 @@
 #include "server/http/cds_hooks.h"
+#include "server/http/audit_event.h"
 
 #include <set>
 #include <utility>
@@ -183,15 +184,7 @@ void CdsHooks::Audit(absl::string_view method, v1::AuditAction action, const std
   if (audit_ == nullptr) {
     return;
   }
-  v1::AuditEvent event;
-  event.set_method(std::string(method));
-  event.set_action(action);
-  event.set_agent(agent);
-  event.set_peer(std::string(peer));
-  event.set_patient_id(std::string(patient_id.substr(0, AuditLog::kMaxFieldBytes)));
-  event.set_alert_id(std::string(alert_id.substr(0, AuditLog::kMaxFieldBytes)));
-  event.set_outcome(static_cast<google::rpc::Code>(status.code()));
-  *event.mutable_access_time() = ToTimestamp(absl::Now());
+  v1::AuditEvent event = HttpAuditEvent(method, action, agent, peer, patient_id, alert_id, status);
   audit_->Record(std::move(event), nullptr);
 }
 

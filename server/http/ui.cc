@@ -1,4 +1,5 @@
 #include "server/http/ui.h"
+#include "server/http/audit_event.h"
 
 #include <memory>
 #include <utility>
@@ -149,15 +150,7 @@ void Ui::Audit(absl::string_view method, v1::AuditAction action, const std::stri
   if (audit_ == nullptr) {
     return;
   }
-  v1::AuditEvent event;
-  event.set_method(std::string(method));
-  event.set_action(action);
-  event.set_agent(agent);
-  event.set_peer(Peer(req));
-  event.set_patient_id(std::string(patient_id.substr(0, AuditLog::kMaxFieldBytes)));
-  event.set_alert_id(std::string(alert_id.substr(0, AuditLog::kMaxFieldBytes)));
-  event.set_outcome(static_cast<google::rpc::Code>(status.code()));
-  *event.mutable_access_time() = ToTimestamp(absl::Now());
+  v1::AuditEvent event = HttpAuditEvent(method, action, agent, Peer(req), patient_id, alert_id, status);
   audit_->Record(std::move(event), nullptr);
 }
 
