@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -33,6 +34,17 @@ struct CheckOutcome {
   std::optional<vigil::v1::CheckSummary> summary;
 };
 
+// Gives each source an alert cites its title and address from `known` (the
+// sources an answer sent once, with CheckMedicationsRequest.
+// sources_by_reference), so that an alert prints and is kept whole.
+void ResolveSources(const absl::flat_hash_map<std::string, vigil::v1::SourceRef>& known, Alert* alert) {
+  for (auto& ref : *alert->mutable_sources()) {
+    if (auto it = known.find(ref.id()); it != known.end() && ref.title().empty()) {
+      ref = it->second;
+    }
+  }
+}
+
 // The unary form: one message, printed alert by alert like the stream.
 CheckOutcome RunCheckUnary(vigil::v1::DecisionSupport::Stub& stub, const GlobalOptions& options,
                            const CheckMedicationsRequest& request, bool print) {
@@ -50,7 +62,12 @@ CheckOutcome RunCheckUnary(vigil::v1::DecisionSupport::Stub& stub, const GlobalO
   if (print && options.json) {
     std::cout << ToJson(result) << "\n";
   }
-  for (const auto& alert : result.alerts()) {
+  absl::flat_hash_map<std::string, vigil::v1::SourceRef> known;
+  for (const auto& source : result.sources()) {
+    known.emplace(source.id(), source);
+  }
+  for (auto& alert : *result.mutable_alerts()) {
+    ResolveSources(known, &alert);
     if (print && !options.json) {
       PrintAlert(alert);
       std::cout << "\n";
@@ -73,16 +90,28 @@ CheckOutcome RunCheck(vigil::v1::DecisionSupport::Stub& stub, const GlobalOption
   PrepareCall(&context, options);
   auto reader = stub.CheckMedications(&context, request);
   CheckMedicationsResponse response;
+  absl::flat_hash_map<std::string, vigil::v1::SourceRef> known;  // sources sent once
+  auto take = [&](Alert* alert) {
+    ResolveSources(known, alert);
+    if (print && !options.json) {
+      PrintAlert(*alert);
+      std::cout << "\n";
+    }
+    outcome.alerts.push_back(std::move(*alert));
+  };
   while (reader->Read(&response)) {
     if (print && options.json) {
       std::cout << ToJson(response) << "\n";
     }
+    for (const auto& source : response.sources()) {
+      known.emplace(source.id(), source);
+    }
     if (response.has_alert()) {
-      if (print && !options.json) {
-        PrintAlert(response.alert());
-        std::cout << "\n";
+      take(response.mutable_alert());
+    } else if (response.has_alert_batch()) {
+      for (auto& alert : *response.mutable_alert_batch()->mutable_alerts()) {
+        take(&alert);
       }
-      outcome.alerts.push_back(response.alert());
     } else if (response.has_summary()) {
       outcome.summary = response.summary();
     }
@@ -168,6 +197,9 @@ struct CheckArgs {
   // --lab and --egfr in the order given: (is --egfr, value).
   std::vector<std::pair<bool, std::string>> labs;
   bool unary = false;
+  std::string view;
+  bool sources_by_reference = false;
+  int max_alerts_per_message = 0;
   std::vector<std::string> drugs;
 };
 
@@ -223,6 +255,13 @@ int CommandCheck(const GlobalOptions& options, const CheckArgs& args, vigil::v1:
   for (const auto& drug : args.drugs) {
     request.add_proposed_medications()->set_drug(drug);
   }
+  if (args.view == "basic") {
+    request.set_view(vigil::v1::ALERT_VIEW_BASIC);
+  } else if (args.view == "full") {
+    request.set_view(vigil::v1::ALERT_VIEW_FULL);
+  }
+  request.set_sources_by_reference(args.sources_by_reference);
+  request.set_max_alerts_per_message(args.max_alerts_per_message);
   if (!args.stored.empty()) {
     if (patient->ByteSizeLong() > 0) {
       std::cerr << "error: --stored checks the stored context; it cannot be combined with patient options\n";
@@ -329,6 +368,15 @@ void AddCheckOptions(CLI::App* check, CheckArgs* args) {
       ->type_name("VALUE")
       ->trigger_on_parse();
   check->add_flag("--unary", args->unary, "use CheckMedicationsUnary (the whole answer in one message)");
+  check->add_option("--view", args->view, "how much of each alert: full (the default) or basic\n(no detail, evidence or sources)")
+      ->type_name("VIEW")
+      ->check(CLI::IsMember({"basic", "full"}));
+  check->add_flag("--sources_by_reference", args->sources_by_reference,
+                  "each cited source travels once per answer (printed in full as before)");
+  check->add_option("--max_alerts_per_message", args->max_alerts_per_message,
+                    "stream alerts in batches of at most N (0 or 1: one per message)")
+      ->type_name("N")
+      ->check(CLI::Range(0, 1000));
   check->add_option("DRUG", args->drugs,
                     "the proposed drugs (id, name, brand or SYSTEM|CODE);\n"
                     "with none, the current medications are reviewed as a whole")

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -162,6 +163,97 @@ TEST_F(EndToEndTest, UnaryCheckAnswersTheSameAlertsInOneMessage) {
          &unary_out);
   EXPECT_EQ(unary_code, streamed_code);
   EXPECT_EQ(unary_out, streamed_out);
+}
+
+// Several alerts, two of them citing the silperisone monograph.
+v1::CheckMedicationsRequest ManyAlertsRequest() {
+  v1::CheckMedicationsRequest request = RenalSertralineRequest();
+  request.mutable_patient()->add_medications()->set_drug("amlodipine");
+  request.mutable_patient()->add_medications()->set_drug("warfarin");
+  request.add_proposed_medications()->set_drug("clarithromycin");
+  return request;
+}
+
+TEST_F(EndToEndTest, BatchedStreamCarriesTheSameAlertsInFewerMessages) {
+  const auto one_by_one = Check(ManyAlertsRequest());
+  ASSERT_TRUE(one_by_one.status.ok()) << one_by_one.status.error_message();
+  const size_t alerts = one_by_one.responses.size() - 1;
+  ASSERT_GE(alerts, 4u);
+
+  auto request = ManyAlertsRequest();
+  request.set_max_alerts_per_message(3);
+  request.set_sources_by_reference(true);
+  const auto batched = Check(request);
+  ASSERT_TRUE(batched.status.ok()) << batched.status.error_message();
+  ASSERT_EQ(batched.responses.size(), (alerts + 2) / 3 + 1);
+  // Resolved from the sources sent once, the alerts are the same, in order.
+  std::map<std::string, v1::SourceRef> sources;
+  std::vector<v1::Alert> received;
+  for (size_t i = 0; i + 1 < batched.responses.size(); ++i) {
+    const auto& message = batched.responses[i];
+    ASSERT_TRUE(message.has_alert_batch()) << i;
+    for (const auto& source : message.sources()) {
+      EXPECT_TRUE(sources.emplace(source.id(), source).second) << source.id() << " sent twice";
+    }
+    for (v1::Alert alert : message.alert_batch().alerts()) {
+      for (auto& ref : *alert.mutable_sources()) {
+        if (ref.title().empty()) {  // cited by several alerts: sent once
+          ASSERT_EQ(sources.count(ref.id()), 1u) << ref.id() << " cited before it was sent";
+          ref = sources[ref.id()];
+        }
+      }
+      received.push_back(alert);
+    }
+  }
+  ASSERT_EQ(received.size(), alerts);
+  EXPECT_FALSE(sources.empty());
+  for (size_t i = 0; i < alerts; ++i) {
+    EXPECT_EQ(received[i].SerializeAsString(), one_by_one.responses[i].alert().SerializeAsString()) << i;
+  }
+  ASSERT_TRUE(batched.responses.back().has_summary());
+  EXPECT_EQ(batched.responses.back().summary().SerializeAsString(),
+            one_by_one.responses.back().summary().SerializeAsString());
+
+  // The basic view, unary: the same alerts without detail, evidence or sources.
+  auto stub = v1::DecisionSupport::NewStub(*channel_);
+  grpc::ClientContext context;
+  auto unary = testing::Unary(ManyAlertsRequest());
+  unary.set_view(v1::ALERT_VIEW_BASIC);
+  v1::CheckMedicationsUnaryResponse basic;
+  const grpc::Status status = stub->CheckMedicationsUnary(&context, unary, &basic);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(static_cast<size_t>(basic.alerts_size()), alerts);
+  for (size_t i = 0; i < alerts; ++i) {
+    const auto& full = one_by_one.responses[i].alert();
+    EXPECT_EQ(basic.alerts(static_cast<int>(i)).id(), full.id());
+    EXPECT_EQ(basic.alerts(static_cast<int>(i)).summary(), full.summary());
+    EXPECT_TRUE(basic.alerts(static_cast<int>(i)).detail().empty());
+    EXPECT_TRUE(basic.alerts(static_cast<int>(i)).sources().empty());
+  }
+
+  // Out of range: INVALID_ARGUMENT naming the field, before any alert.
+  request.set_max_alerts_per_message(5000);
+  const auto rejected = Check(request);
+  EXPECT_EQ(rejected.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(rejected.status.error_message().rfind("max_alerts_per_message:", 0), 0u) << rejected.status.error_message();
+  EXPECT_TRUE(rejected.responses.empty());
+
+  // The client prints a batched answer with sources by reference exactly as
+  // the default one, and exits the same way.
+  const std::vector<std::string> check = {"check", "--patient-id=e2e-1", "--egfr=22", "--current=sertraline",
+                                          "--current=amlodipine", "--current=warfarin", "silperisone",
+                                          "clarithromycin"};
+  int default_code = 0;
+  int batched_code = 0;
+  std::string default_out;
+  std::string batched_out;
+  Client(check, &default_code, &default_out);
+  auto args = check;
+  args.insert(args.begin() + 1, {"--max_alerts_per_message=4", "--sources_by_reference"});
+  Client(args, &batched_code, &batched_out);
+  EXPECT_EQ(batched_code, default_code);
+  EXPECT_EQ(batched_out, default_out);
+  EXPECT_NE(default_out.find("Source: "), std::string::npos) << default_out;
 }
 
 TEST_F(EndToEndTest, AlertIdsAreStableAcrossCalls) {

@@ -25,6 +25,26 @@ TEST(ValidationTest, ValidRequestPasses) {
   EXPECT_TRUE(ValidateCheckRequest(request).ok());
 }
 
+TEST(ValidationTest, AnswerShapeFieldsAreChecked) {
+  auto request = RequestBuilder().Propose("silperisone").request();
+  request.set_view(static_cast<v1::AlertView>(7));
+  ExpectInvalid(request, "view");
+  request.set_view(v1::ALERT_VIEW_BASIC);
+  EXPECT_TRUE(ValidateCheckRequest(request).ok());
+  request.set_max_alerts_per_message(-1);
+  ExpectInvalid(request, "max_alerts_per_message");
+  request.set_max_alerts_per_message(1001);
+  ExpectInvalid(request, "max_alerts_per_message");
+  request.set_max_alerts_per_message(1000);
+  request.set_sources_by_reference(true);
+  EXPECT_TRUE(ValidateCheckRequest(request).ok());
+  // A stored patient's check is checked the same way.
+  request.clear_patient();
+  request.set_patient_id("p1");
+  request.set_max_alerts_per_message(-3);
+  ExpectInvalid(request, "max_alerts_per_message");
+}
+
 TEST(ValidationTest, EmptyRequestNamesPatient) { ExpectInvalid(v1::CheckMedicationsRequest(), "patient"); }
 
 TEST(ValidationTest, NothingToScreenNamesProposedMedications) {

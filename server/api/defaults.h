@@ -6,6 +6,10 @@
 
 namespace vigil::api {
 
+// DecisionSupport.CheckMedications: the most alerts one stream message may
+// carry when the caller asks for batches.
+inline constexpr int kMaxAlertsPerMessage = 1000;
+
 // AlertFeed.ListAlerts: alerts in one page.
 inline constexpr int kDefaultAlertsPageSize = 100;
 inline constexpr int kMaxAlertsPageSize = 1000;

@@ -1,10 +1,11 @@
 #include "server/api/validation.h"
 
-#include "server/api/defaults.h"
-
 #include <cmath>
 #include <string>
 #include <tuple>
+#include <type_traits>
+
+#include "server/api/defaults.h"
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -257,6 +258,16 @@ absl::Status ValidateMedicationOrder(const v1::MedicationOrder& order, const std
 template <typename CheckRequest>
 absl::Status ValidateCheckRequest(const CheckRequest& request) {
   const FieldPath proposed("proposed_medications");
+  if (!v1::AlertView_IsValid(request.view())) {
+    return Invalid(FieldPath("view"), absl::StrCat("unknown alert view ", request.view()));
+  }
+  if constexpr (std::is_same_v<CheckRequest, v1::CheckMedicationsRequest>) {
+    if (request.max_alerts_per_message() < 0 || request.max_alerts_per_message() > api::kMaxAlertsPerMessage) {
+      return Invalid(FieldPath("max_alerts_per_message"),
+                     absl::StrCat("must be from 0 to ", api::kMaxAlertsPerMessage, "; got ",
+                                  request.max_alerts_per_message()));
+    }
+  }
   if (!request.as_of().empty() &&
       (request.as_of().size() > 64 || !ParseIsoDate(request.as_of()).has_value())) {
     return Invalid(FieldPath("as_of"), "must be an ISO 8601 date or date-time (YYYY-MM-DD...)");

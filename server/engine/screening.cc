@@ -43,6 +43,7 @@ void ScreenInto(const KnowledgeBase& kb, const v1::Patient& patient,
     check(in, out);
   }
   out.Finish();
+  ApplyAnswerShape(options.shape, result);
 }
 
 ScreeningResult Screen(const KnowledgeBase& kb, const v1::Patient& patient,

@@ -8,6 +8,7 @@
 #include "absl/time/civil_time.h"
 #include "google/protobuf/repeated_ptr_field.h"
 #include "server/common/dates.h"
+#include "server/engine/answer_view.h"
 #include "server/kb/knowledge_base.h"
 #include "vigil/v1/alert.pb.h"
 #include "vigil/v1/decision_support.pb.h"
@@ -20,6 +21,10 @@ struct ScreenOptions {
   // The date of the check: the patient's age and the age of lab results are
   // computed on it.
   absl::CivilDay as_of;
+
+  // How the answer is shaped for the caller (view, sources by reference),
+  // applied once every alert is built and ranked.
+  AnswerShape shape;
 
   // Today's date (UTC).
   static ScreenOptions Today();

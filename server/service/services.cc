@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "server/common/log.h"
 #include "server/common/text.h"
 #include "server/common/timestamp.h"
+#include "server/engine/answer_view.h"
 #include "server/engine/screening.h"
 #include "server/api/defaults.h"
 #include "server/api/validation.h"
@@ -29,6 +31,11 @@ ScreenOptions OptionsOf(const CheckRequest& request) {
   if (const auto as_of = ParseIsoDate(request.as_of()); as_of.has_value()) {
     options.as_of = *as_of;
   }
+  options.shape.view = request.view() == v1::ALERT_VIEW_BASIC ? v1::ALERT_VIEW_BASIC : v1::ALERT_VIEW_FULL;
+  options.shape.sources_by_reference = request.sources_by_reference();
+  if constexpr (std::is_same_v<CheckRequest, v1::CheckMedicationsRequest>) {
+    options.shape.max_alerts_per_message = request.max_alerts_per_message();
+  }
   return options;
 }
 
@@ -36,28 +43,22 @@ ScreenOptions OptionsOf(const CheckRequest& request) {
 // finishes. Start() may be called from any thread, once. The last message
 // goes together with the status, in one operation. (A buffer hint on the
 // others would hold their completion until a flush that never comes, since
-// only one write may be in flight.)
+// only one write may be in flight; fewer messages, with
+// max_alerts_per_message, is what makes a stream cheaper.)
 class ResponseStreamer final : public grpc::ServerWriteReactor<v1::CheckMedicationsResponse> {
  public:
-  ResponseStreamer() : result_(google::protobuf::Arena::CreateMessage<v1::CheckMedicationsUnaryResponse>(&arena_)) {}
+  explicit ResponseStreamer(const AnswerShape& shape)
+      : shape_(shape), result_(google::protobuf::Arena::CreateMessage<v1::CheckMedicationsUnaryResponse>(&arena_)) {}
 
   // Where the check writes its result (on this stream's arena).
   v1::CheckMedicationsUnaryResponse* result() { return result_; }
 
-  // Streams the result: one message per alert, then the summary with
-  // `final_status`; or, when `final_status` is an error, that alone.
+  // Streams the result: the alerts, one or a batch per message, then the
+  // summary with `final_status`; or, when `final_status` is an error, that
+  // alone.
   void Start(grpc::Status final_status) {
     if (final_status.ok()) {
-      auto& alerts = *result_->mutable_alerts();
-      responses_.reserve(static_cast<size_t>(alerts.size()) + 1);
-      for (auto& alert : alerts) {
-        auto* response = google::protobuf::Arena::CreateMessage<v1::CheckMedicationsResponse>(&arena_);
-        response->mutable_alert()->Swap(&alert);  // same arena: pointers change hands
-        responses_.push_back(response);
-      }
-      auto* summary = google::protobuf::Arena::CreateMessage<v1::CheckMedicationsResponse>(&arena_);
-      summary->mutable_summary()->Swap(result_->mutable_summary());
-      responses_.push_back(summary);
+      responses_ = StreamMessagesOf(shape_, result_, &arena_);
     }
     final_status_ = std::move(final_status);
     NextWrite();
@@ -91,6 +92,7 @@ class ResponseStreamer final : public grpc::ServerWriteReactor<v1::CheckMedicati
     }
   }
 
+  const AnswerShape shape_;
   google::protobuf::Arena arena_;
   v1::CheckMedicationsUnaryResponse* const result_;
   std::vector<v1::CheckMedicationsResponse*> responses_;  // on arena_
@@ -505,7 +507,7 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
 
 grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* DecisionSupportService::CheckMedications(
     grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request) {
-  auto* streamer = new ResponseStreamer();
+  auto* streamer = new ResponseStreamer(OptionsOf(*request).shape);
   RunCheck(context, request, "vigil.v1.DecisionSupport/CheckMedications", streamer->result(),
            [streamer](const absl::Status& status, CallerSlots::Held slot) {
              streamer->Hold(std::move(slot));
