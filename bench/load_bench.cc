@@ -47,6 +47,9 @@ ABSL_FLAG(int, server_pid, 0,
 ABSL_FLAG(std::string, request, "realistic",
           "Check request: 'realistic' (10 current medications, 2 proposed, 5 conditions, 3 labs: several alerts) or "
           "'clean' (one proposed drug, nothing found: the summary alone).");
+ABSL_FLAG(std::string, view, "full", "The alert view both checks ask for: full or basic.");
+ABSL_FLAG(bool, sources_by_reference, false, "Both checks ask for sources cited by several alerts once per answer.");
+ABSL_FLAG(int, max_alerts_per_message, 0, "The streamed check asks for batches of at most this many alerts.");
 
 namespace {
 
@@ -104,10 +107,18 @@ vigil::v1::CheckMedicationsRequest CheckRequest() {
   if (absl::GetFlag(FLAGS_request) == "clean") {
     request.mutable_patient()->set_id("bench");
     request.add_proposed_medications()->set_drug("silperisone");
-    return request;
+  } else {
+    request = vigil::bench::RealisticCheck("bench");
   }
-  return vigil::bench::RealisticCheck("bench");
+  request.set_view(absl::GetFlag(FLAGS_view) == "basic" ? vigil::v1::ALERT_VIEW_BASIC : vigil::v1::ALERT_VIEW_FULL);
+  request.set_sources_by_reference(absl::GetFlag(FLAGS_sources_by_reference));
+  request.set_max_alerts_per_message(absl::GetFlag(FLAGS_max_alerts_per_message));
+  return request;
 }
+
+// Per slot: how long each streamed check took to deliver its first alert
+// (calls of one slot run one at a time, so each slot's vector has one writer).
+std::vector<std::vector<double>> g_first_alert_us;
 
 // Runs `in_flight` independent loops, each issuing one call at a time through
 // `start_call(done)` until the deadline.
@@ -167,8 +178,8 @@ double Pct(const std::vector<double>& sorted, double p) {
 class CheckCall final : public grpc::ClientReadReactor<vigil::v1::CheckMedicationsResponse> {
  public:
   CheckCall(vigil::v1::DecisionSupport::Stub* stub, const vigil::v1::CheckMedicationsRequest& request,
-            const std::string& token, std::function<void(bool)> done)
-      : done_(std::move(done)) {
+            const std::string& token, std::vector<double>* first_alert_us, std::function<void(bool)> done)
+      : first_alert_us_(first_alert_us), done_(std::move(done)) {
     if (!token.empty()) {
       context_.AddMetadata("authorization", "Bearer " + token);
     }
@@ -178,6 +189,10 @@ class CheckCall final : public grpc::ClientReadReactor<vigil::v1::CheckMedicatio
   }
   void OnReadDone(bool ok) override {
     if (ok) {
+      if (!first_seen_ && (response_.has_alert() || response_.has_alert_batch())) {
+        first_seen_ = true;
+        first_alert_us_->push_back(std::chrono::duration<double, std::micro>(Clock::now() - start_).count());
+      }
       StartRead(&response_);
     }
   }
@@ -189,10 +204,49 @@ class CheckCall final : public grpc::ClientReadReactor<vigil::v1::CheckMedicatio
   }
 
  private:
+  const Clock::time_point start_ = Clock::now();
+  std::vector<double>* const first_alert_us_;
+  bool first_seen_ = false;
   grpc::ClientContext context_;
   vigil::v1::CheckMedicationsResponse response_;
   std::function<void(bool)> done_;
 };
+
+// Prints what one answer to `request` weighs on the wire: its alerts, the
+// unary answer's bytes (and per alert), the stream's messages and bytes.
+void PrintAnswerSize(vigil::v1::DecisionSupport::Stub& stub, const vigil::v1::CheckMedicationsRequest& request,
+                     const vigil::v1::CheckMedicationsUnaryRequest& unary_request, const std::string& token) {
+  auto prepare = [&token](grpc::ClientContext* context) {
+    if (!token.empty()) {
+      context->AddMetadata("authorization", "Bearer " + token);
+    }
+  };
+  grpc::ClientContext unary_context;
+  prepare(&unary_context);
+  vigil::v1::CheckMedicationsUnaryResponse answer;
+  if (!stub.CheckMedicationsUnary(&unary_context, unary_request, &answer).ok()) {
+    return;
+  }
+  grpc::ClientContext stream_context;
+  prepare(&stream_context);
+  auto reader = stub.CheckMedications(&stream_context, request);
+  vigil::v1::CheckMedicationsResponse message;
+  size_t messages = 0;
+  size_t stream_bytes = 0;
+  while (reader->Read(&message)) {
+    ++messages;
+    stream_bytes += message.ByteSizeLong() + 5;  // and gRPC's 5-byte message prefix
+  }
+  if (!reader->Finish().ok()) {
+    return;
+  }
+  const size_t bytes = answer.ByteSizeLong();
+  std::printf("answer: %d alerts; unary %zu bytes (%.0f per alert); stream %zu messages, %zu bytes\n",
+              answer.alerts_size(), bytes,
+              answer.alerts_size() > 0 ? static_cast<double>(bytes - answer.summary().ByteSizeLong()) / answer.alerts_size()
+                                       : 0.0,
+              messages, stream_bytes);
+}
 
 void Report(const char* name, const Result& r) {
   std::printf("%-8s  %9.0f req/s  p50 %8.1f us  p90 %8.1f us  p99 %8.1f us  p99.9 %8.1f us  (%zu calls, %lld errors)\n",
@@ -244,7 +298,8 @@ int main(int argc, char** argv) {
   };
   auto run_check = [&](double secs) {
     return Drive(in_flight, secs, [&](int slot, std::function<void(bool)> done) {
-      new CheckCall(checks[static_cast<size_t>(slot % channels)].get(), request, token, std::move(done));
+      new CheckCall(checks[static_cast<size_t>(slot % channels)].get(), request, token,
+                    &g_first_alert_us[static_cast<size_t>(slot)], std::move(done));
     });
   };
   std::vector<std::unique_ptr<google::protobuf::Arena>> arenas;
@@ -278,10 +333,13 @@ int main(int argc, char** argv) {
   auto health_or_skip = [&](double secs) { return want_health ? run_health(secs) : skip(secs); };
   auto stream_or_skip = [&](double secs) { return want_stream ? run_check(secs) : skip(secs); };
   auto unary_or_skip = [&](double secs) { return want_unary ? run_unary(secs) : skip(secs); };
+  g_first_alert_us.assign(static_cast<size_t>(in_flight), {});
+  PrintAnswerSize(*checks[0], request, unary_request, token);
   // Warm up each, then measure them in alternating rounds.
   health_or_skip(0.5);
   stream_or_skip(0.5);
   unary_or_skip(0.5);
+  g_first_alert_us.assign(static_cast<size_t>(in_flight), {});
   const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
   Result floor;
   Result check;
@@ -322,5 +380,22 @@ int main(int argc, char** argv) {
   };
   if (want_health && want_stream) ratios("stream", check);
   if (want_health && want_unary) ratios("unary", unary);
+  if (want_stream && want_unary) {
+    std::printf("ratio stream/unary: p50 %.2f  p99 %.2f  throughput %.2f\n",
+                Pct(check.latencies_us, 0.5) / Pct(unary.latencies_us, 0.5),
+                Pct(check.latencies_us, 0.99) / Pct(unary.latencies_us, 0.99),
+                (static_cast<double>(check.latencies_us.size()) / check.seconds) /
+                    (static_cast<double>(unary.latencies_us.size()) / unary.seconds));
+  }
+  if (want_stream) {
+    std::vector<double> first;
+    for (const auto& v : g_first_alert_us) {
+      first.insert(first.end(), v.begin(), v.end());
+    }
+    std::sort(first.begin(), first.end());
+    if (!first.empty()) {
+      std::printf("stream first alert: p50 %.1f us  p99 %.1f us\n", Pct(first, 0.5), Pct(first, 0.99));
+    }
+  }
   return check.errors == 0 && floor.errors == 0 && unary.errors == 0 ? 0 : 1;
 }

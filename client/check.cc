@@ -112,6 +112,9 @@ CheckOutcome RunCheck(vigil::v1::DecisionSupport::Stub& stub, const GlobalOption
       for (auto& alert : *response.mutable_alert_batch()->mutable_alerts()) {
         take(&alert);
       }
+      if (response.alert_batch().has_summary()) {
+        outcome.summary = response.alert_batch().summary();
+      }
     } else if (response.has_summary()) {
       outcome.summary = response.summary();
     }

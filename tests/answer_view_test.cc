@@ -172,7 +172,7 @@ TEST(AnswerViewTest, StreamBatchesKeepTheOrderAndCarryEachSourceWithItsFirstCita
   const auto expected = *answer;
   const auto messages = StreamMessagesOf(shape, answer, &arena);
   const size_t batches = static_cast<size_t>(expected.alerts_size() + 1) / 2;
-  ASSERT_EQ(messages.size(), batches + 1);
+  ASSERT_EQ(messages.size(), batches);  // the last batch carries the summary
   std::vector<std::string> streamed;
   std::set<std::string> sent;
   for (size_t m = 0; m < batches; ++m) {
@@ -193,8 +193,24 @@ TEST(AnswerViewTest, StreamBatchesKeepTheOrderAndCarryEachSourceWithItsFirstCita
   for (int i = 0; i < expected.alerts_size(); ++i) {
     EXPECT_EQ(streamed[static_cast<size_t>(i)], expected.alerts(i).SerializeAsString()) << i;
   }
-  ASSERT_TRUE(messages.back()->has_summary());
-  EXPECT_EQ(messages.back()->summary().alert_count(), expected.alerts_size());
+  for (size_t m = 0; m + 1 < batches; ++m) {
+    EXPECT_FALSE(messages[m]->alert_batch().has_summary()) << m;
+  }
+  ASSERT_TRUE(messages.back()->alert_batch().has_summary());
+  EXPECT_EQ(messages.back()->alert_batch().summary().SerializeAsString(), expected.summary().SerializeAsString());
+}
+
+TEST(AnswerViewTest, ABatchedAnswerWithoutAlertsIsTheSummaryInABatch) {
+  google::protobuf::Arena arena;
+  auto* answer = google::protobuf::Arena::CreateMessage<v1::CheckMedicationsUnaryResponse>(&arena);
+  answer->mutable_summary()->set_complete(true);
+  AnswerShape shape;
+  shape.max_alerts_per_message = 10;
+  const auto messages = StreamMessagesOf(shape, answer, &arena);
+  ASSERT_EQ(messages.size(), 1u);
+  ASSERT_TRUE(messages[0]->has_alert_batch());
+  EXPECT_EQ(messages[0]->alert_batch().alerts_size(), 0);
+  EXPECT_TRUE(messages[0]->alert_batch().summary().complete());
 }
 
 TEST(AnswerViewTest, ABatchStopsAtItsByteLimit) {
@@ -209,13 +225,13 @@ TEST(AnswerViewTest, ABatchStopsAtItsByteLimit) {
   AnswerShape shape;
   shape.max_alerts_per_message = 1000;
   const auto messages = StreamMessagesOf(shape, answer, &arena);
-  // Two alerts fit under 1 MiB, three do not: 2 + 2 + 1, then the summary.
-  ASSERT_EQ(messages.size(), 4u);
+  // Two alerts fit under 1 MiB, three do not: 2 + 2 + 1 with the summary.
+  ASSERT_EQ(messages.size(), 3u);
   EXPECT_EQ(messages[0]->alert_batch().alerts_size(), 2);
   EXPECT_EQ(messages[1]->alert_batch().alerts_size(), 2);
   EXPECT_EQ(messages[2]->alert_batch().alerts_size(), 1);
   EXPECT_EQ(messages[2]->alert_batch().alerts(0).id(), "4");
-  EXPECT_TRUE(messages[3]->has_summary());
+  EXPECT_EQ(messages[2]->alert_batch().summary().alert_count(), 5);
 }
 
 }  // namespace

@@ -87,25 +87,31 @@ std::vector<v1::CheckMedicationsResponse*> StreamMessagesOf(const AnswerShape& s
       message->mutable_alert()->Swap(&alert);  // same arena: pointers change hands
       messages.push_back(message);
     }
-  } else {
-    v1::AlertBatch* batch = nullptr;
-    size_t batch_bytes = 0;
-    for (auto& alert : alerts) {
-      const size_t bytes = alert.ByteSizeLong();
-      if (batch == nullptr || batch->alerts_size() >= shape.max_alerts_per_message ||
-          (batch_bytes + bytes > kMaxAlertBatchBytes && batch->alerts_size() > 0)) {
-        messages.push_back(Arena::CreateMessage<v1::CheckMedicationsResponse>(arena));
-        batch = messages.back()->mutable_alert_batch();
-        batch_bytes = 0;
-      }
-      MoveFirstCited(alert, pending, messages.back()->mutable_sources());
-      batch->add_alerts()->Swap(&alert);
-      batch_bytes += bytes;
-    }
+    auto* summary = Arena::CreateMessage<v1::CheckMedicationsResponse>(arena);
+    summary->mutable_summary()->Swap(answer->mutable_summary());
+    messages.push_back(summary);
+    answer->Clear();
+    return messages;
   }
-  auto* summary = Arena::CreateMessage<v1::CheckMedicationsResponse>(arena);
-  summary->mutable_summary()->Swap(answer->mutable_summary());
-  messages.push_back(summary);
+  v1::AlertBatch* batch = nullptr;
+  size_t batch_bytes = 0;
+  for (auto& alert : alerts) {
+    const size_t bytes = alert.ByteSizeLong();
+    if (batch == nullptr || batch->alerts_size() >= shape.max_alerts_per_message ||
+        (batch_bytes + bytes > kMaxAlertBatchBytes && batch->alerts_size() > 0)) {
+      messages.push_back(Arena::CreateMessage<v1::CheckMedicationsResponse>(arena));
+      batch = messages.back()->mutable_alert_batch();
+      batch_bytes = 0;
+    }
+    MoveFirstCited(alert, pending, messages.back()->mutable_sources());
+    batch->add_alerts()->Swap(&alert);
+    batch_bytes += bytes;
+  }
+  if (batch == nullptr) {  // no alert: the summary alone, in a batch
+    messages.push_back(Arena::CreateMessage<v1::CheckMedicationsResponse>(arena));
+    batch = messages.back()->mutable_alert_batch();
+  }
+  batch->mutable_summary()->Swap(answer->mutable_summary());
   answer->Clear();
   return messages;
 }

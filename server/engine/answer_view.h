@@ -38,8 +38,9 @@ void ApplyAnswerShape(const AnswerShape& shape, v1::CheckMedicationsUnaryRespons
 // `arena` (which must be `answer`'s, since the alerts change hands without a
 // copy): the alerts, one per message or in batches of at most
 // `shape.max_alerts_per_message` (and kMaxAlertBatchBytes), most severe
-// first, then the summary. With sources by reference each source goes with
-// the first message that cites it. `answer` is left empty.
+// first; then the summary, in its own message or, with batches, in the last
+// batch. With sources by reference each source goes with the first message
+// that cites it. `answer` is left empty.
 std::vector<v1::CheckMedicationsResponse*> StreamMessagesOf(const AnswerShape& shape,
                                                              v1::CheckMedicationsUnaryResponse* answer,
                                                              google::protobuf::Arena* arena);

@@ -48,7 +48,9 @@ ScreenOptions OptionsOf(const CheckRequest& request) {
 class ResponseStreamer final : public grpc::ServerWriteReactor<v1::CheckMedicationsResponse> {
  public:
   explicit ResponseStreamer(const AnswerShape& shape)
-      : shape_(shape), result_(google::protobuf::Arena::CreateMessage<v1::CheckMedicationsUnaryResponse>(&arena_)) {}
+      : shape_(shape),
+        arena_(ArenaOptionsOn(first_block_, sizeof(first_block_))),
+        result_(google::protobuf::Arena::CreateMessage<v1::CheckMedicationsUnaryResponse>(&arena_)) {}
 
   // Where the check writes its result (on this stream's arena).
   v1::CheckMedicationsUnaryResponse* result() { return result_; }
@@ -92,7 +94,18 @@ class ResponseStreamer final : public grpc::ServerWriteReactor<v1::CheckMedicati
     }
   }
 
+  static google::protobuf::ArenaOptions ArenaOptionsOn(char* block, size_t size) {
+    google::protobuf::ArenaOptions options;
+    options.initial_block = block;
+    options.initial_block_size = size;
+    return options;
+  }
+
   const AnswerShape shape_;
+  // The arena's first block, inside the streamer: a realistic answer is
+  // built without another heap allocation (as unary answers are on pooled
+  // arenas).
+  alignas(8) char first_block_[16 * 1024];
   google::protobuf::Arena arena_;
   v1::CheckMedicationsUnaryResponse* const result_;
   std::vector<v1::CheckMedicationsResponse*> responses_;  // on arena_
