@@ -47,11 +47,12 @@ cleanup() {
 trap cleanup EXIT
 
 # Starts a server with the bundled base on a free port; sets ADDRESS.
-start_server() {
-  "$BIN/server/vigil-server" --listen=127.0.0.1:0 --kb="$PWD/data/kb" --db="$WORK/bench.db" \
-    --allow_plaintext 2>"$WORK/server.log" &
+start_server() {  # [extra server flags...]
+  : >"$WORK/server.log"
+  "$BIN/server/vigil-server" --listen=127.0.0.1:0 --kb="$PWD/data/kb" --db="$WORK/bench-$RANDOM.db" \
+    --allow_plaintext "$@" 2>"$WORK/server.log" &
   SERVER_PID=$!
-  for _ in $(seq 100); do
+  for _ in $(seq 600); do  # up to a minute: importing DDInter takes seconds
     if grep -q '"event":"listening"' "$WORK/server.log"; then break; fi
     sleep 0.1
   done
@@ -116,6 +117,32 @@ run "$BIN/bench/vigil-bench-fanout" --server="$ADDRESS" --subscribers="$FANOUT_S
   --seconds="$FANOUT_SECONDS" --max_events_per_message=1000 --parse=needed || true
 run "$BIN/bench/vigil-bench-fanout" --server="$ADDRESS" --subscribers="$FANOUT_SUBSCRIBERS" --rate=5000 --writers=4 \
   --seconds="$FANOUT_SECONDS" --max_events_per_message=1000 --parse=full || true
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
+
+# Issue 18: what an answer weighs and what shapes of it cost, on the issue's
+# realistic answer (the base with DDInter imported, when it is here: about
+# a dozen alerts). Each line measures the floor, the stream and the unary
+# call in one run; the flags shape both checks' answers.
+if [ -d "$SHARED/ddinter" ]; then
+  start_server --import="$SHARED/ddinter"
+  echo -e "\n### Answer shapes (issue 18): the realistic check on the base with DDInter imported" >>"$OUT"
+else
+  start_server
+  echo -e "\n### Answer shapes (issue 18): the realistic check on the bundled base (no DDInter here)" >>"$OUT"
+fi
+if [ "$QUICK" = 1 ]; then
+  SHAPES=("--view=basic --sources_by_reference --max_alerts_per_message=1000")
+else
+  SHAPES=("" "--max_alerts_per_message=1000" "--sources_by_reference --max_alerts_per_message=1000"
+    "--view=basic --max_alerts_per_message=1000")
+fi
+for load in "--channels=1 --in_flight=1" "--channels=4 --in_flight=32"; do
+  for shape in "${SHAPES[@]}"; do
+    # shellcheck disable=SC2086 # $load and $shape are flag lists
+    run "$BIN/bench/vigil-bench" --server="$ADDRESS" --server_pid="$SERVER_PID" $load \
+      --seconds="$E2E_SECONDS" --rounds="$ROUNDS" $shape
+  done
+done
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
 
 if [ "$QUICK" = 1 ]; then
