@@ -56,6 +56,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument("--as_of", default="", help="the date of the check, YYYY-MM-DD (default: the server's today)")
     parser.add_argument("--details", action="store_true", help="also print each alert's evidence, detail and recommendation")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        metavar="N",
+        help="ask for alerts in batches of at most N (max_alerts_per_message; the last batch carries the summary)",
+    )
     return parser.parse_args(argv)
 
 
@@ -88,6 +95,7 @@ def build_request(args: argparse.Namespace) -> decision_support_pb2.CheckMedicat
         proposed = proposed + ["silperisone"]
     for index, drug in enumerate(proposed, start=1):
         request.proposed_medications.add(drug=drug, order_id=f"order-{index}")
+    request.max_alerts_per_message = args.batch
     return request
 
 
@@ -132,6 +140,12 @@ def check(args: argparse.Namespace) -> int:
                 which = response.WhichOneof("result")
                 if which == "alert":
                     print_alert(response.alert, args.details)
+                elif which == "alert_batch":  # only when asked for (--batch)
+                    for alert in response.alert_batch.alerts:
+                        print_alert(alert, args.details)
+                    if response.alert_batch.HasField("summary"):
+                        print_summary(response.alert_batch.summary)
+                        got_summary = True
                 elif which == "summary":
                     print_summary(response.summary)
                     got_summary = True

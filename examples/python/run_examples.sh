@@ -155,6 +155,17 @@ head -n 2 "$WORK/check2.out" | tail -n 1 | grep -q '^CONTRAINDICATED ' ||
 grep -Eq '^MAJOR  DRUG_INTERACTION  \[(ibuprofen, warfarin|warfarin, ibuprofen)\]' "$WORK/check2.out" ||
   fail "the warfarin/ibuprofen interaction is missing with --with_silperisone"
 
+step "check_medications.py --batch=2: the same answer in batches"
+"$PYTHON" "$HERE/check_medications.py" --target "$TARGET" --with_silperisone --details --batch=2 \
+  >"$WORK/check3.out" 2>"$WORK/check3.err" || fail "check_medications.py --batch=2 exited with $?"
+"$PYTHON" "$HERE/check_medications.py" --target "$TARGET" --with_silperisone --details \
+  >"$WORK/check4.out" 2>"$WORK/check4.err" || fail "check_medications.py --details exited with $?"
+grep -q '^summary: 3 alert(s)' "$WORK/check3.out" || fail "the batched check did not print its summary"
+cmp -s "$WORK/check3.out" "$WORK/check4.out" || {
+  diff "$WORK/check4.out" "$WORK/check3.out" >&2
+  fail "the batched check printed something else than the unbatched one"
+}
+
 # ---------------------------------------------------------------------------
 step "feed_subscriber.py follows the feed; put_patient.py raises an alert"
 "$PYTHON" "$HERE/feed_subscriber.py" --target "$TARGET" --after=0 --heartbeat=1 --seconds=90 \
