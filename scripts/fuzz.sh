@@ -8,6 +8,7 @@
 #
 #   VIGIL_FUZZ_SECONDS=20 scripts/fuzz.sh                 # every target, 20 s each
 #   scripts/fuzz.sh check_request put_patient             # only these targets
+# The targets run one per core at a time ($VIGIL_FUZZ_JOBS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -46,25 +47,51 @@ dictionary_of() {
   esac
 }
 
-failed=()
 for target in "${TARGETS[@]}"; do
-  binary="$ROOT/$BUILD_DIR/fuzz/fuzz_$target"
-  if [ ! -x "$binary" ]; then
+  if [ ! -x "$ROOT/$BUILD_DIR/fuzz/fuzz_$target" ]; then
     echo "vigil fuzz: no target '$target'" >&2
     exit 64
   fi
-  new_corpus="$WORK/corpus/$target"
-  artifacts="$WORK/artifacts/$target"
+done
+
+# Runs one target for its time; its exit status goes to $WORK/$target.status.
+fuzz_one() {  # target
+  local target=$1
+  local binary="$ROOT/$BUILD_DIR/fuzz/fuzz_$target"
+  local new_corpus="$WORK/corpus/$target"
+  local artifacts="$WORK/artifacts/$target"
   mkdir -p "$new_corpus" "$artifacts"
-  echo "== fuzz_$target: ${SECONDS_PER_TARGET}s (log $WORK/$target.log)"
   # The first corpus folder receives new entries; the committed seeds are
   # only read.
-  status=0
+  local status=0
   nice -n 10 "$binary" "$new_corpus" "$ROOT/fuzz/corpus/$target" \
     -dict="$(dictionary_of "$target")" \
     -max_total_time="$SECONDS_PER_TARGET" -timeout=30 -rss_limit_mb=4096 \
     -artifact_prefix="$artifacts/" -print_final_stats=1 \
     >"$WORK/$target.log" 2>&1 || status=$?
+  echo "$status" >"$WORK/$target.status"
+}
+
+# The targets run $VIGIL_FUZZ_JOBS at a time (default: one per core; each
+# libFuzzer process uses one), then each is reported in order.
+JOBS="${VIGIL_FUZZ_JOBS:-$(nproc)}"
+running=0
+for target in "${TARGETS[@]}"; do
+  echo "== fuzz_$target: ${SECONDS_PER_TARGET}s (log $WORK/$target.log)"
+  fuzz_one "$target" &
+  running=$((running + 1))
+  if [ "$running" -ge "$JOBS" ]; then
+    wait -n || true
+    running=$((running - 1))
+  fi
+done
+wait
+
+failed=()
+for target in "${TARGETS[@]}"; do
+  artifacts="$WORK/artifacts/$target"
+  status=$(cat "$WORK/$target.status" 2>/dev/null || echo 1)
+  echo "-- fuzz_$target:"
   grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$WORK/$target.log" || true
   reproducers=$(find "$artifacts" -type f | sort)
   if [ "$status" -ne 0 ] || [ -n "$reproducers" ]; then
