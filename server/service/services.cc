@@ -47,10 +47,10 @@ ScreenOptions OptionsOf(const CheckRequest& request) {
 // max_alerts_per_message, is what makes a stream cheaper.)
 class ResponseStreamer final : public grpc::ServerWriteReactor<v1::CheckMedicationsResponse> {
  public:
-  explicit ResponseStreamer(const AnswerShape& shape)
+  ResponseStreamer(const AnswerShape& shape, ArenaPool::Lease arena)
       : shape_(shape),
-        arena_(ArenaOptionsOn(first_block_, sizeof(first_block_))),
-        result_(google::protobuf::Arena::CreateMessage<v1::CheckMedicationsUnaryResponse>(&arena_)) {}
+        arena_(std::move(arena)),
+        result_(google::protobuf::Arena::CreateMessage<v1::CheckMedicationsUnaryResponse>(arena_.arena())) {}
 
   // Where the check writes its result (on this stream's arena).
   v1::CheckMedicationsUnaryResponse* result() { return result_; }
@@ -60,7 +60,7 @@ class ResponseStreamer final : public grpc::ServerWriteReactor<v1::CheckMedicati
   // alone.
   void Start(grpc::Status final_status) {
     if (final_status.ok()) {
-      responses_ = StreamMessagesOf(shape_, result_, &arena_);
+      responses_ = StreamMessagesOf(shape_, result_, arena_.arena());
     }
     final_status_ = std::move(final_status);
     NextWrite();
@@ -94,19 +94,10 @@ class ResponseStreamer final : public grpc::ServerWriteReactor<v1::CheckMedicati
     }
   }
 
-  static google::protobuf::ArenaOptions ArenaOptionsOn(char* block, size_t size) {
-    google::protobuf::ArenaOptions options;
-    options.initial_block = block;
-    options.initial_block_size = size;
-    return options;
-  }
-
   const AnswerShape shape_;
-  // The arena's first block, inside the streamer: a realistic answer is
-  // built without another heap allocation (as unary answers are on pooled
-  // arenas).
-  alignas(8) char first_block_[16 * 1024];
-  google::protobuf::Arena arena_;
+  // From the service's pool: a realistic answer is built on the arena's
+  // first block, without a heap allocation (as unary answers are).
+  const ArenaPool::Lease arena_;
   v1::CheckMedicationsUnaryResponse* const result_;
   std::vector<v1::CheckMedicationsResponse*> responses_;  // on arena_
   grpc::Status final_status_;
@@ -520,7 +511,7 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
 
 grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* DecisionSupportService::CheckMedications(
     grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request) {
-  auto* streamer = new ResponseStreamer(OptionsOf(*request).shape);
+  auto* streamer = new ResponseStreamer(OptionsOf(*request).shape, stream_arenas_.Take());
   RunCheck(context, request, "vigil.v1.DecisionSupport/CheckMedications", streamer->result(),
            [streamer](const absl::Status& status, CallerSlots::Held slot) {
              streamer->Hold(std::move(slot));

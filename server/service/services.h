@@ -75,6 +75,8 @@ class DecisionSupportService final : public v1::DecisionSupport::CallbackService
   const ServiceDeps deps_;
   // Unary checks parse their request and build their answer on pooled arenas.
   PooledArenaAllocator<v1::CheckMedicationsUnaryRequest, v1::CheckMedicationsUnaryResponse> arenas_;
+  // The streamed check's answers.
+  ArenaPool stream_arenas_;
 };
 
 class DrugCatalogService final : public v1::DrugCatalog::CallbackService {
