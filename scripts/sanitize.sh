@@ -38,9 +38,13 @@ build() {  # dir sanitizers targets [cmake args...]
   # function names and line numbers (-g1 has the line tables, not the locals),
   # and an instrumented test file compiles in less than half the time of -O2 -g
   # (e2e_test.cc: 18 s against 39 s on the CI machine).
+  # The tests' and the client's own code at -O0: it compiles in two thirds of
+  # the time (e2e_cds_hooks_test.cc: 20 s against 30 s), and the sanitizers
+  # check it as well; the server's code, which the tests drive hard, stays
+  # at -O1.
   CC=gcc CXX=g++ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
-    -DVIGIL_SANITIZE="$sanitizers" "$@" >/dev/null
+    -DVIGIL_TEST_COMPILE_OPTIONS=-O0 -DVIGIL_SANITIZE="$sanitizers" "$@" >/dev/null
   local start=$SECONDS
   # shellcheck disable=SC2086 # $targets is a list
   nice -n 10 cmake --build "$dir" -j"$JOBS" $targets
