@@ -24,18 +24,27 @@
 namespace vigil {
 namespace {
 
-// The screening options of a validated request: its as-of date, or today.
+// How a check request asks for its answer (view, sources, batches).
+template <typename CheckRequest>
+AnswerShape ShapeOf(const CheckRequest& request) {
+  AnswerShape shape;
+  shape.view = request.view() == v1::ALERT_VIEW_BASIC ? v1::ALERT_VIEW_BASIC : v1::ALERT_VIEW_FULL;
+  shape.sources_by_reference = request.sources_by_reference();
+  if constexpr (std::is_same_v<CheckRequest, v1::CheckMedicationsRequest>) {
+    shape.max_alerts_per_message = request.max_alerts_per_message();
+  }
+  return shape;
+}
+
+// The screening options of a validated request: its as-of date, or today,
+// and its answer's shape.
 template <typename CheckRequest>
 ScreenOptions OptionsOf(const CheckRequest& request) {
   ScreenOptions options = ScreenOptions::Today();
   if (const auto as_of = ParseIsoDate(request.as_of()); as_of.has_value()) {
     options.as_of = *as_of;
   }
-  options.shape.view = request.view() == v1::ALERT_VIEW_BASIC ? v1::ALERT_VIEW_BASIC : v1::ALERT_VIEW_FULL;
-  options.shape.sources_by_reference = request.sources_by_reference();
-  if constexpr (std::is_same_v<CheckRequest, v1::CheckMedicationsRequest>) {
-    options.shape.max_alerts_per_message = request.max_alerts_per_message();
-  }
+  options.shape = ShapeOf(request);
   return options;
 }
 
@@ -511,7 +520,7 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
 
 grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* DecisionSupportService::CheckMedications(
     grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request) {
-  auto* streamer = new ResponseStreamer(OptionsOf(*request).shape, stream_arenas_.Take());
+  auto* streamer = new ResponseStreamer(ShapeOf(*request), stream_arenas_.Take());
   RunCheck(context, request, "vigil.v1.DecisionSupport/CheckMedications", streamer->result(),
            [streamer](const absl::Status& status, CallerSlots::Held slot) {
              streamer->Hold(std::move(slot));
