@@ -8,7 +8,7 @@ PACKAGES=(
   cmake make g++ pkg-config openssl sqlite3 curl python3 python3-yaml
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc
   libprotobuf-dev protobuf-compiler
-  libabsl-dev libssl-dev libsqlite3-dev libcpp-httplib-dev libicu-dev
+  libabsl-dev libssl-dev libsqlite3-dev libcpp-httplib-dev libicu-dev libjemalloc-dev
   postgresql-15 libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
   chromium chromium-driver
