@@ -54,9 +54,9 @@ void Metrics::ObserveRpc(const std::string& method_in, const std::string& code, 
   h.sum += seconds;
 }
 
-void Metrics::CountAlert(const std::string& kind, const std::string& severity) {
+void Metrics::CountAlerts(const std::string& kind, const std::string& severity, uint64_t n) {
   absl::MutexLock lock(&mu_);
-  ++alerts_[{kind, severity}];
+  alerts_[{kind, severity}] += n;
 }
 
 void Metrics::AddGauge(const std::string& name, const std::string& help, GaugeFn fn) {

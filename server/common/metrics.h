@@ -35,8 +35,8 @@ class Metrics {
   // failed calls).
   void CountUnrecordedRejection() { unrecorded_rejections_.fetch_add(1, std::memory_order_relaxed); }
 
-  // One alert sent by a check.
-  void CountAlert(const std::string& kind, const std::string& severity);
+  // `n` alerts of one kind and severity sent by a check.
+  void CountAlerts(const std::string& kind, const std::string& severity, uint64_t n = 1);
 
   // RPCs started and not yet finished (the interceptor counts them).
   void CallStarted() { in_flight_.fetch_add(1, std::memory_order_relaxed); }

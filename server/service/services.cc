@@ -48,29 +48,55 @@ ScreenOptions OptionsOf(const CheckRequest& request) {
   return options;
 }
 
-// Streams a list of responses, one write in flight at a time, then
-// finishes. Start() may be called from any thread, once. The last message
-// goes together with the status, in one operation. (A buffer hint on the
-// others would hold their completion until a flush that never comes, since
-// only one write may be in flight; fewer messages, with
-// max_alerts_per_message, is what makes a stream cheaper.)
-class ResponseStreamer final : public grpc::ServerWriteReactor<v1::CheckMedicationsResponse> {
- public:
-  ResponseStreamer(const AnswerShape& shape, ArenaPool::Lease arena)
-      : shape_(shape),
-        arena_(std::move(arena)),
-        result_(google::protobuf::Arena::CreateMessage<v1::CheckMedicationsUnaryResponse>(arena_.arena())) {}
+// The wire bytes of `message`, serialized once into the slice gRPC sends.
+grpc::ByteBuffer Serialized(const google::protobuf::MessageLite& message) {
+  grpc::Slice slice(message.ByteSizeLong());  // Not zero-filled: every byte is written next.
+  message.SerializeWithCachedSizesToArray(const_cast<uint8_t*>(slice.begin()));
+  return grpc::ByteBuffer(&slice, 1);
+}
 
-  // Where the check writes its result (on this stream's arena).
+// Parses a streamed check's request onto the stream's arena, screens it and
+// streams the answer, one write in flight at a time, then finishes. The last
+// message goes together with the status, in one operation. (A buffer hint
+// on the others would hold their completion until a flush that never comes,
+// since only one write may be in flight; fewer messages, with
+// max_alerts_per_message, is what makes a stream cheaper.)
+//
+// The answer is serialized whole before the first write, and the arena goes
+// back to its pool then, on the thread that built the answer: a client that
+// reads slowly holds only the answer's bytes, and gRPC's OnDone, which runs
+// on another thread, has nothing of the arena to free.
+class ResponseStreamer final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  explicit ResponseStreamer(ArenaPool::Lease arena)
+      : arena_(std::move(arena)),
+        request_(google::protobuf::Arena::CreateMessage<v1::CheckMedicationsRequest>(arena_->arena())),
+        result_(google::protobuf::Arena::CreateMessage<v1::CheckMedicationsUnaryResponse>(arena_->arena())) {}
+
+  // Parses the request's bytes as gRPC does before a typed method's handler;
+  // false when they are not a CheckMedicationsRequest.
+  bool Parse(const grpc::ByteBuffer& raw) {
+    grpc::ByteBuffer bytes(raw);  // Deserialize consumes its buffer; this is a reference.
+    return grpc::SerializationTraits<v1::CheckMedicationsRequest>::Deserialize(&bytes, request_).ok();
+  }
+
+  // The parsed request and where the check writes its result: on this
+  // stream's arena, alive until Start().
+  const v1::CheckMedicationsRequest* request() const { return request_; }
   v1::CheckMedicationsUnaryResponse* result() { return result_; }
 
   // Streams the result: the alerts, one or a batch per message, then the
   // summary with `final_status`; or, when `final_status` is an error, that
-  // alone.
+  // alone. Called once.
   void Start(grpc::Status final_status) {
     if (final_status.ok()) {
-      responses_ = StreamMessagesOf(shape_, result_, arena_.arena());
+      const auto responses = StreamMessagesOf(ShapeOf(*request_), result_, arena_->arena());
+      writes_.reserve(responses.size());
+      for (const auto* response : responses) {
+        writes_.push_back(Serialized(*response));
+      }
     }
+    arena_.reset();
     final_status_ = std::move(final_status);
     NextWrite();
   }
@@ -93,26 +119,41 @@ class ResponseStreamer final : public grpc::ServerWriteReactor<v1::CheckMedicati
 
  private:
   void NextWrite() {
-    if (next_ + 1 < responses_.size()) {
-      StartWrite(responses_[next_]);
-    } else if (next_ + 1 == responses_.size()) {
+    if (next_ + 1 < writes_.size()) {
+      StartWrite(&writes_[next_]);
+    } else if (next_ + 1 == writes_.size()) {
       // Completes with OnDone; there is no OnWriteDone for it.
-      StartWriteAndFinish(responses_[next_], grpc::WriteOptions(), final_status_);
+      StartWriteAndFinish(&writes_[next_], grpc::WriteOptions(), final_status_);
     } else {
       Finish(final_status_);
     }
   }
 
-  const AnswerShape shape_;
-  // From the service's pool: a realistic answer is built on the arena's
-  // first block, without a heap allocation (as unary answers are).
-  const ArenaPool::Lease arena_;
+  // From the service's pool: a realistic request and answer are built on
+  // the arena's first block, without a heap allocation (as unary ones are).
+  std::optional<ArenaPool::Lease> arena_;
+  v1::CheckMedicationsRequest* const request_;
   v1::CheckMedicationsUnaryResponse* const result_;
-  std::vector<v1::CheckMedicationsResponse*> responses_;  // on arena_
+  std::vector<grpc::ByteBuffer> writes_;  // the answer's messages, serialized
   grpc::Status final_status_;
   size_t next_ = 0;
   CallerSlots::Held slot_;
 };
+
+// Counts an answer's alerts by kind and severity: once per pair that occurs
+// (alerts come most severe first, so equal pairs are mostly adjacent).
+void CountAlerts(const v1::CheckMedicationsUnaryResponse& answer, Metrics* metrics) {
+  const auto& alerts = answer.alerts();
+  for (int i = 0; i < alerts.size();) {
+    int j = i + 1;
+    while (j < alerts.size() && alerts[j].kind() == alerts[i].kind() && alerts[j].severity() == alerts[i].severity()) {
+      ++j;
+    }
+    metrics->CountAlerts(v1::AlertKind_Name(alerts[i].kind()), v1::Severity_Name(alerts[i].severity()),
+                         static_cast<uint64_t>(j - i));
+    i = j;
+  }
+}
 
 // Most bytes of audit events in one ListAuditEvents page (a quarter of
 // gRPC's default 4 MiB message limit).
@@ -468,9 +509,7 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
     }
     audit.set_outcome(CodeOf(status));
     if (deps_.metrics != nullptr && status.ok()) {
-      for (const auto& alert : result->alerts()) {
-        deps_.metrics->CountAlert(v1::AlertKind_Name(alert.kind()), v1::Severity_Name(alert.severity()));
-      }
+      CountAlerts(*result, deps_.metrics);
     }
     // Screening does not wait for its audit record to be durable: it is
     // written with the next group commit (see AuditLog), so a check costs no
@@ -518,10 +557,18 @@ void DecisionSupportService::RunCheck(grpc::CallbackServerContext* context, cons
   finish(std::move(audit), absl::OkStatus());
 }
 
-grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* DecisionSupportService::CheckMedications(
-    grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request) {
-  auto* streamer = new ResponseStreamer(ShapeOf(*request), stream_arenas_.Take());
-  RunCheck(context, request, "vigil.v1.DecisionSupport/CheckMedications", streamer->result(),
+grpc::ServerWriteReactor<grpc::ByteBuffer>* DecisionSupportService::CheckMedications(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request) {
+  auto* streamer = new ResponseStreamer(stream_arenas_.Take());
+  // Bytes that are not a CheckMedicationsRequest get the answer the
+  // parse-error interceptor gives for the typed methods (and, as there,
+  // without an audit record).
+  if (!streamer->Parse(*raw_request)) {
+    streamer->Start(UnparsedRequestError(v1::CheckMedicationsRequest::descriptor()->full_name(),
+                                         "nothing was screened or stored"));
+    return streamer;
+  }
+  RunCheck(context, streamer->request(), "vigil.v1.DecisionSupport/CheckMedications", streamer->result(),
            [streamer](const absl::Status& status, CallerSlots::Held slot) {
              streamer->Hold(std::move(slot));
              streamer->Start(ToGrpcStatus(status));

@@ -51,13 +51,22 @@ struct ServiceDeps {
   CallerSlots* check_slots = nullptr;
 };
 
-class DecisionSupportService final : public v1::DecisionSupport::CallbackService {
+// CheckMedications is a raw method (it reads the request's bytes and writes
+// bytes), so that its request is parsed onto the call's pooled arena and each
+// message is serialized straight into the slice gRPC sends: gRPC parses a
+// typed streaming method's request on the heap (measured at 7% of the
+// server's CPU). What goes over the wire is the same.
+class DecisionSupportService final
+    : public v1::DecisionSupport::WithRawCallbackMethod_CheckMedications<
+          v1::DecisionSupport::WithCallbackMethod_CheckMedicationsUnary<v1::DecisionSupport::Service>> {
  public:
   explicit DecisionSupportService(const ServiceDeps& deps) : deps_(deps) {
     SetMessageAllocatorFor_CheckMedicationsUnary(&arenas_);
   }
-  grpc::ServerWriteReactor<v1::CheckMedicationsResponse>* CheckMedications(
-      grpc::CallbackServerContext* context, const v1::CheckMedicationsRequest* request) override;
+  // `request` is a vigil.v1.CheckMedicationsRequest in wire format; each
+  // message written is a vigil.v1.CheckMedicationsResponse.
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* CheckMedications(grpc::CallbackServerContext* context,
+                                                               const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* CheckMedicationsUnary(grpc::CallbackServerContext* context,
                                                   const v1::CheckMedicationsUnaryRequest* request,
                                                   v1::CheckMedicationsUnaryResponse* response) override;
@@ -75,7 +84,7 @@ class DecisionSupportService final : public v1::DecisionSupport::CallbackService
   const ServiceDeps deps_;
   // Unary checks parse their request and build their answer on pooled arenas.
   PooledArenaAllocator<v1::CheckMedicationsUnaryRequest, v1::CheckMedicationsUnaryResponse> arenas_;
-  // The streamed check's answers.
+  // The streamed check's requests and answers.
   ArenaPool stream_arenas_;
 };
 
