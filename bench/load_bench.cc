@@ -26,6 +26,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/arena.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "bench/workload.h"
@@ -50,6 +51,10 @@ ABSL_FLAG(std::string, request, "realistic",
 ABSL_FLAG(std::string, view, "full", "The alert view both checks ask for: full or basic.");
 ABSL_FLAG(bool, sources_by_reference, false, "Both checks ask for sources cited by several alerts once per answer.");
 ABSL_FLAG(int, max_alerts_per_message, 0, "The streamed check asks for batches of at most this many alerts.");
+ABSL_FLAG(std::string, write_requests, "",
+          "Instead of a run: write the three workloads' requests, framed as gRPC sends them, into this directory "
+          "(health.grpc, stream.grpc, unary.grpc) with a manifest of their paths and their answers' sizes "
+          "(workloads.tsv), for a load generator outside gRPC (scripts/bench.sh runs h2load with them).");
 
 namespace {
 
@@ -248,6 +253,79 @@ void PrintAnswerSize(vigil::v1::DecisionSupport::Stub& stub, const vigil::v1::Ch
               messages, stream_bytes);
 }
 
+// A message as gRPC frames it on the wire: an uncompressed flag, its
+// length (4 bytes, big-endian), then its bytes.
+std::string GrpcFramed(const google::protobuf::MessageLite& message) {
+  const std::string bytes = message.SerializeAsString();
+  std::string framed(5, '\0');
+  for (int i = 0; i < 4; ++i) {
+    framed[static_cast<size_t>(1 + i)] = static_cast<char>((bytes.size() >> (8 * (3 - i))) & 0xff);
+  }
+  return framed + bytes;
+}
+
+// --write_requests: each workload's framed request, and a manifest line per
+// workload: name, HTTP/2 path, file, and the bytes of gRPC messages its
+// answer carries (asked of the server here), so that a load generator that
+// cannot read gRPC statuses can still tell full answers from errors.
+int WriteRequests(const std::string& dir, vigil::v1::DecisionSupport::Stub& stub,
+                  grpc::health::v1::Health::Stub& health, const vigil::v1::CheckMedicationsRequest& request,
+                  const vigil::v1::CheckMedicationsUnaryRequest& unary_request) {
+  if (!absl::GetFlag(FLAGS_token).empty()) {
+    std::fprintf(stderr, "vigil-bench: --write_requests is for a server without tokens (h2load sends no credentials)\n");
+    return 1;
+  }
+  auto write = [&dir](const std::string& name, const std::string& bytes) {
+    FILE* f = std::fopen((dir + "/" + name).c_str(), "wb");
+    const bool ok = f != nullptr && std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+    return (f == nullptr || std::fclose(f) == 0) && ok;
+  };
+  size_t health_bytes = 0;
+  {
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckResponse response;
+    if (!health.Check(&context, grpc::health::v1::HealthCheckRequest(), &response).ok()) {
+      std::fprintf(stderr, "vigil-bench: the health check failed\n");
+      return 1;
+    }
+    health_bytes = response.ByteSizeLong() + 5;
+  }
+  size_t unary_bytes = 0;
+  {
+    grpc::ClientContext context;
+    vigil::v1::CheckMedicationsUnaryResponse response;
+    if (!stub.CheckMedicationsUnary(&context, unary_request, &response).ok()) {
+      std::fprintf(stderr, "vigil-bench: the unary check failed\n");
+      return 1;
+    }
+    unary_bytes = response.ByteSizeLong() + 5;
+  }
+  size_t stream_bytes = 0;
+  {
+    grpc::ClientContext context;
+    auto reader = stub.CheckMedications(&context, request);
+    vigil::v1::CheckMedicationsResponse message;
+    while (reader->Read(&message)) {
+      stream_bytes += message.ByteSizeLong() + 5;
+    }
+    if (!reader->Finish().ok()) {
+      std::fprintf(stderr, "vigil-bench: the streamed check failed\n");
+      return 1;
+    }
+  }
+  const std::string manifest = absl::StrCat(
+      "health\t/grpc.health.v1.Health/Check\thealth.grpc\t", health_bytes, "\n",
+      "stream\t/vigil.v1.DecisionSupport/CheckMedications\tstream.grpc\t", stream_bytes, "\n",
+      "unary\t/vigil.v1.DecisionSupport/CheckMedicationsUnary\tunary.grpc\t", unary_bytes, "\n");
+  if (!write("health.grpc", GrpcFramed(grpc::health::v1::HealthCheckRequest())) ||
+      !write("stream.grpc", GrpcFramed(request)) || !write("unary.grpc", GrpcFramed(unary_request)) ||
+      !write("workloads.tsv", manifest)) {
+    std::fprintf(stderr, "vigil-bench: cannot write into %s\n", dir.c_str());
+    return 1;
+  }
+  return 0;
+}
+
 void Report(const char* name, const Result& r) {
   std::printf("%-8s  %9.0f req/s  p50 %8.1f us  p90 %8.1f us  p99 %8.1f us  p99.9 %8.1f us  (%zu calls, %lld errors)\n",
               name, static_cast<double>(r.latencies_us.size()) / r.seconds, Pct(r.latencies_us, 0.5),
@@ -283,6 +361,9 @@ int main(int argc, char** argv) {
   // The unary method's request has the same fields.
   vigil::v1::CheckMedicationsUnaryRequest unary_request;
   unary_request.ParseFromString(request.SerializeAsString());
+  if (const std::string dir = absl::GetFlag(FLAGS_write_requests); !dir.empty()) {
+    return WriteRequests(dir, *checks[0], *healths[0], request, unary_request);
+  }
   const grpc::health::v1::HealthCheckRequest health_request;
   auto run_health = [&](double secs) {
     return Drive(in_flight, secs, [&](int slot, std::function<void(bool)> done) {

@@ -143,6 +143,27 @@ for load in "--channels=1 --in_flight=1" "--channels=4 --in_flight=32"; do
       --seconds="$E2E_SECONDS" --rounds="$ROUNDS" $shape
   done
 done
+# The same server measured from outside gRPC's C++ client, as the issue's
+# authors did: h2load (nghttp2-client) posts the framed requests that
+# vigil-bench writes, the same small client cost for every workload
+# (bench/h2load_grpc.py).
+echo -e "\nThe same answers posted by h2load, which costs every workload alike (the figures are the server's):" >>"$OUT"
+if [ "$QUICK" = 1 ]; then
+  H2_SHAPES=("--view=basic --max_alerts_per_message=1000")
+else
+  H2_SHAPES=("" "--max_alerts_per_message=1000" "--view=basic --max_alerts_per_message=1000")
+fi
+for shape in "${H2_SHAPES[@]}"; do
+  rm -rf "$WORK/requests" && mkdir -p "$WORK/requests"
+  # shellcheck disable=SC2086 # $shape is a flag list
+  "$BIN/bench/vigil-bench" --server="$ADDRESS" --write_requests="$WORK/requests" $shape
+  echo -e "\nRequests of \`vigil-bench ${shape:-(one alert per message)}\`:" >>"$OUT"
+  for load in "--connections=1 --streams=1" "--connections=4 --streams=8"; do
+    # shellcheck disable=SC2086 # $load is a flag list
+    run python3 bench/h2load_grpc.py --server="$ADDRESS" --requests="$WORK/requests" $load \
+      --seconds="$E2E_SECONDS" --rounds="$ROUNDS"
+  done
+done
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
 
 if [ "$QUICK" = 1 ]; then

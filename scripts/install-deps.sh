@@ -11,7 +11,7 @@ PACKAGES=(
   libabsl-dev libssl-dev libsqlite3-dev libcpp-httplib-dev libicu-dev libjemalloc-dev
   postgresql-15 libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
-  chromium chromium-driver
+  chromium chromium-driver nghttp2-client
   python3-grpcio python3-grpc-tools python3-protobuf
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
 )
