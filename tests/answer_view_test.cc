@@ -2,20 +2,26 @@
 // basic view, sources by reference, and how a stream splits an answer.
 #include "server/engine/answer_view.h"
 
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/arena.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "server/engine/screening.h"
+#include "server/kb/loader.h"
+#include "tests/test_kb.h"
 #include "tests/test_util.h"
 
 namespace vigil {
 namespace {
 
 using ::vigil::testing::RequestBuilder;
+using ::vigil::testing::TempDir;
 
 // Severe renal impairment and sertraline with silperisone: a contraindication
 // and an interaction, both cited to the silperisone monograph, and more.
@@ -232,6 +238,101 @@ TEST(AnswerViewTest, ABatchStopsAtItsByteLimit) {
   EXPECT_EQ(messages[2]->alert_batch().alerts_size(), 1);
   EXPECT_EQ(messages[2]->alert_batch().alerts(0).id(), "4");
   EXPECT_EQ(messages[2]->alert_batch().summary().alert_count(), 5);
+}
+
+// The engine builds the basic view's alerts without their detail, evidence,
+// sources and interpretation (instead of building and dropping them): its
+// answer must be the full answer trimmed, field for field, whatever was
+// found. Over every drug of the top-300 list, proposed to a patient whose
+// record reaches every kind of check: conditions (one in a code system Vigil
+// cannot match), a low eGFR, a lab in an unreadable unit and a stale one,
+// allergies, ten current medications; with and without a birth date.
+::testing::AssertionResult BasicIsFullTrimmed(const KnowledgeBase& kb, const v1::CheckMedicationsRequest& request) {
+  ScreenOptions options = ScreenOptions::Today();
+  v1::CheckMedicationsUnaryResponse full;
+  ScreenInto(kb, request.patient(), request.proposed_medications(), &full, options);
+  AnswerShape basic_shape;
+  basic_shape.view = v1::ALERT_VIEW_BASIC;
+  v1::CheckMedicationsUnaryResponse trimmed = full;
+  ApplyAnswerShape(basic_shape, &trimmed);
+  options.shape = basic_shape;
+  v1::CheckMedicationsUnaryResponse basic;
+  ScreenInto(kb, request.patient(), request.proposed_medications(), &basic, options);
+  std::string difference;
+  google::protobuf::util::MessageDifferencer differencer;
+  differencer.ReportDifferencesToString(&difference);
+  if (!differencer.Compare(trimmed, basic)) {
+    return ::testing::AssertionFailure() << "the basic view differs from the full one trimmed: " << difference;
+  }
+  return ::testing::AssertionSuccess() << full.alerts_size() << " alerts";
+}
+
+RequestBuilder EveryCheckPatient(const std::string& proposed, bool with_birth_date) {
+  RequestBuilder builder("every-check");
+  builder.Icd10("N18.5").Icd10("J45.909").Icd10("I50.9").Icd10("K74.60").Icd10("O09.90").Icd10("G40.909")
+      .Icd10("I48.91").Icd10("F32.9").Condition("http://example.org/local-codes", "X-17")
+      .Egfr(22)
+      .Lab("2823-3", 5.9, "bananas")
+      .DatedLab("1920-8", 300, "U/L", "2001-01-01")
+      .Allergy("penicillin")
+      .Allergy("sulfonamide");
+  for (const char* current : {"warfarin", "sertraline", "amlodipine", "lisinopril", "simvastatin", "metformin",
+                              "tramadol", "oxycodone", "alprazolam", "ibuprofen"}) {
+    builder.Current(current);
+  }
+  if (with_birth_date) {
+    builder.BirthDate("1940-02-29");
+  }
+  builder.Propose(proposed);
+  return builder;
+}
+
+TEST(AnswerViewTest, TheBasicViewIsTheFullViewTrimmedForEveryTop300Drug) {
+  std::ifstream in(std::string(VIGIL_SOURCE_DIR) + "/tests/data/clincalc_top300.txt");
+  ASSERT_TRUE(in) << "tests/data/clincalc_top300.txt";
+  const auto kb = testing::BundledKb();
+  std::string line;
+  int drugs = 0;
+  int alerts_seen = 0;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') {
+      continue;
+    }
+    ++drugs;
+    for (const bool with_birth_date : {false, true}) {
+      const auto request = EveryCheckPatient(line, with_birth_date).request();
+      const auto result = BasicIsFullTrimmed(*kb, request);
+      EXPECT_TRUE(result) << line << (with_birth_date ? " (with a birth date)" : " (no birth date)");
+      v1::CheckMedicationsUnaryResponse answer;
+      ScreenInto(*kb, request.patient(), request.proposed_medications(), &answer, ScreenOptions::Today());
+      alerts_seen += answer.alerts_size();
+    }
+  }
+  EXPECT_GE(drugs, 290);
+  // The patient reaches the checks: thousands of alerts in all.
+  EXPECT_GE(alerts_seen, 2000);
+}
+
+// The same for interactions from an imported table (graded and ungraded).
+TEST(AnswerViewTest, TheBasicViewIsTheFullViewTrimmedForImportedInteractions) {
+  TempDir dir;
+  const std::string kb_path = dir.Write("synthetic.textproto", testing::kSyntheticKb);
+  const std::string import = dir.Write("ddinter_test.csv",
+                                       "DDInterID_A,Drug_A,DDInterID_B,Drug_B,Level\n"
+                                       "DDI1,Drug A,DDI2,Newdrug,Major\n"
+                                       "DDI1,Drug A,DDI3,Otherdrug,Unknown\n");
+  auto kb = LoadKnowledgeBase(KnowledgeBaseSpec{{kb_path}, {import}});
+  ASSERT_TRUE(kb.ok()) << kb.status();
+  const auto request = RequestBuilder().Current("Newdrug").Current("Otherdrug").Propose("drug-a").request();
+  const auto result = BasicIsFullTrimmed(**kb, request);
+  EXPECT_TRUE(result);
+  v1::CheckMedicationsUnaryResponse answer;
+  ScreenInto(**kb, request.patient(), request.proposed_medications(), &answer, ScreenOptions::Today());
+  int imported = 0;
+  for (const auto& alert : answer.alerts()) {
+    imported += alert.rule_origin() == v1::RULE_ORIGIN_IMPORTED ? 1 : 0;
+  }
+  EXPECT_EQ(imported, 2);
 }
 
 }  // namespace

@@ -122,6 +122,7 @@ CheckInput::CheckInput(const KnowledgeBase& kb_in, const v1::Patient& patient_in
       as_of(options.as_of),
       age_years(AgeOn(patient_in.birth_date(), options.as_of)),
       review_mode(proposed.empty()),
+      full_view(options.shape.view != v1::ALERT_VIEW_BASIC),
       scratch(ThreadScratch()),
       meds(scratch.meds),
       screened(scratch.screened) {
@@ -326,6 +327,9 @@ void AlertBuilder::AddSources(v1::Alert& alert, const google::protobuf::Repeated
 
 // Cites source `id` on the alert, once.
 void AlertBuilder::AddSource(v1::Alert& alert, const std::string& id) {
+  if (!full()) {
+    return;
+  }
   for (const auto& s : alert.sources()) {
     if (s.id() == id) {
       return;
@@ -340,6 +344,9 @@ void AlertBuilder::AddSource(v1::Alert& alert, const std::string& id) {
 }
 
 void AlertBuilder::AddMedEvidence(v1::Alert& alert, const Med& med) {
+  if (!full()) {
+    return;
+  }
   auto* e = alert.add_evidence();
   e->set_type(med.proposed && !in_.review_mode ? v1::EVIDENCE_TYPE_PROPOSED_MEDICATION
                                             : v1::EVIDENCE_TYPE_CURRENT_MEDICATION);

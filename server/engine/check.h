@@ -128,6 +128,10 @@ class CheckInput {
   const std::optional<int> age_years;
   // No proposed medications: the current list is screened as a whole.
   const bool review_mode;
+  // The caller asked for the full view: the alerts carry their detail,
+  // evidence, sources and interpretation. The basic view's alerts are
+  // built without them (see v1::AlertView).
+  const bool full_view;
   Scratch& scratch;
   // Proposed medications first, then current ones.
   std::vector<Med>& meds;
@@ -190,11 +194,14 @@ class AlertBuilder {
 
   // A new alert for the finding whose key is the concatenation of `key`.
   v1::Alert& NewAlert(v1::AlertKind kind, v1::Severity severity, std::initializer_list<absl::string_view> key);
-  // Cites source `id` on the alert, once.
+  // Cites source `id` on the alert, once (in the full view).
   void AddSource(v1::Alert& alert, const std::string& id);
   void AddSources(v1::Alert& alert, const google::protobuf::RepeatedPtrField<std::string>& ids);
-  // Evidence naming a medication of the check.
+  // Evidence naming a medication of the check (in the full view).
   void AddMedEvidence(v1::Alert& alert, const Med& med);
+  // Whether the alerts carry detail, evidence, sources and interpretation:
+  // a check builds them only when this is true.
+  bool full() const { return in_.full_view; }
   // Something could not be screened: the summary will not say "complete".
   void MarkIncomplete() { incomplete_ = true; }
 

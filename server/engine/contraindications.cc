@@ -342,12 +342,16 @@ void CheckContraindications(CheckInput& in, AlertBuilder& out) {
         out.MarkIncomplete();
       } else if (!matched.empty()) {
         auto& alert = out.NewAlert(v1::ALERT_KIND_CONTRAINDICATION, ci.severity(), {ci.id()});
-        alert.mutable_evidence()->Reserve(static_cast<int>(matched.size()) + 1);
-        alert.mutable_sources()->Reserve(ci.sources_size());
         alert.add_drug_ids(drug.id());
         alert.set_rule_id(ci.id());
         alert.set_rule_origin(v1::RULE_ORIGIN_CURATED);
         alert.set_summary(Clamp(ci.summary(), kMaxSummaryBytes));
+        alert.set_recommendation(ci.recommendation());
+        if (!out.full()) {
+          continue;
+        }
+        alert.mutable_evidence()->Reserve(static_cast<int>(matched.size()) + 1);
+        alert.mutable_sources()->Reserve(ci.sources_size());
         // (Not a ternary: one of a const std::string and a temporary is a
         // const temporary, which the setter copies instead of moving.)
         if (m->local_route) {
@@ -362,7 +366,6 @@ void CheckContraindications(CheckInput& in, AlertBuilder& out) {
         // How the source was read is for reviewers and on demand, not part
         // of the text the prescriber reads.
         alert.set_interpretation(ci.interpretation());
-        alert.set_recommendation(ci.recommendation());
         alert.mutable_evidence()->MergeFrom(matched);
         out.AddMedEvidence(alert, *m);
         out.AddSources(alert, ci.sources());

@@ -24,7 +24,6 @@ void ImportedPairAlert(AlertBuilder& out, const CheckInput& in, const Med& p, co
   const auto ids = std::minmax(pdrug.id(), xdrug.id());
   auto& alert = out.NewAlert(v1::ALERT_KIND_DRUG_INTERACTION, imported.severity, {ids.first, "+", ids.second});
   alert.mutable_drug_ids()->Reserve(2);
-  alert.mutable_evidence()->Reserve(2);
   alert.add_drug_ids(pdrug.id());
   alert.add_drug_ids(xdrug.id());
   alert.set_rule_id(absl::StrCat(info.name, ":", ids.first, "+", ids.second));
@@ -44,12 +43,15 @@ void ImportedPairAlert(AlertBuilder& out, const CheckInput& in, const Med& p, co
     }
   }
   alert.set_summary(Clamp(std::move(summary), kMaxSummaryBytes));
+  alert.set_recommendation(std::string(
+      "Review the combination in a full interaction monograph; monitor the patient or choose an alternative."));
+  if (!out.full()) {
+    return;
+  }
   alert.set_detail(absl::StrCat(
       info.name, " lists an interaction between ", pdrug.name(), " and ", xdrug.name(), " at level '", level, "'",
       ungraded ? ", meaning its severity was not graded: it is shown as moderate so that it is reviewed" : "",
       ". The imported table carries no mechanism or management text; no curated rule covers this pair."));
-  alert.set_recommendation(std::string(
-      "Review the combination in a full interaction monograph; monitor the patient or choose an alternative."));
   out.AddMedEvidence(alert, p);
   out.AddMedEvidence(alert, x);
   out.AddSource(alert, info.source_id);
@@ -76,8 +78,6 @@ void PairAlert(AlertBuilder& out, const CheckInput& in, const Med& p, const Med&
   auto& alert = out.NewAlert(v1::ALERT_KIND_DRUG_INTERACTION, primary.severity(), {ids.first, "+", ids.second});
   // Sized once: a repeated field grown one element at a time reallocates.
   alert.mutable_drug_ids()->Reserve(2);
-  alert.mutable_evidence()->Reserve(2);
-  alert.mutable_sources()->Reserve(static_cast<int>(matched.size()));
   alert.add_drug_ids(pdrug.id());
   alert.add_drug_ids(xdrug.id());
   alert.set_rule_id(primary.id());
@@ -93,6 +93,12 @@ void PairAlert(AlertBuilder& out, const CheckInput& in, const Med& p, const Med&
     absl::StrAppend(&summary, pdrug.name(), " with ", xdrug.name(), ": ", primary.summary());
     alert.set_summary(Clamp(std::move(summary), kMaxSummaryBytes));
   }
+  alert.set_recommendation(primary.management());
+  if (!out.full()) {
+    return;
+  }
+  alert.mutable_evidence()->Reserve(2);
+  alert.mutable_sources()->Reserve(static_cast<int>(matched.size()));
   // One allocation: the text's size is known before it is written.
   size_t size = pdrug.name().size() + xdrug.name().size() + primary.effect().size() + primary.mechanism().size() +
                 primary.interpretation().size() + 64;
@@ -123,7 +129,6 @@ void PairAlert(AlertBuilder& out, const CheckInput& in, const Med& p, const Med&
     detail.pop_back();
   }
   alert.set_detail(std::move(detail));
-  alert.set_recommendation(primary.management());
   alert.set_interpretation(primary.interpretation());
   out.AddMedEvidence(alert, p);
   out.AddMedEvidence(alert, x);
