@@ -18,6 +18,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -217,40 +218,62 @@ class CheckCall final : public grpc::ClientReadReactor<vigil::v1::CheckMedicatio
   std::function<void(bool)> done_;
 };
 
-// Prints what one answer to `request` weighs on the wire: its alerts, the
-// unary answer's bytes (and per alert), the stream's messages and bytes.
-void PrintAnswerSize(vigil::v1::DecisionSupport::Stub& stub, const vigil::v1::CheckMedicationsRequest& request,
-                     const vigil::v1::CheckMedicationsUnaryRequest& unary_request, const std::string& token) {
+// One answer to `request`, asked both ways: the unary answer, and what the
+// stream carried on the wire (each message with gRPC's 5-byte prefix).
+struct AnswerBothWays {
+  vigil::v1::CheckMedicationsUnaryResponse unary;
+  size_t stream_messages = 0;
+  size_t stream_bytes = 0;
+};
+
+// The answer, or nullopt with `*failed` naming the call that failed.
+std::optional<AnswerBothWays> AskBothWays(vigil::v1::DecisionSupport::Stub& stub,
+                                          const vigil::v1::CheckMedicationsRequest& request,
+                                          const vigil::v1::CheckMedicationsUnaryRequest& unary_request,
+                                          const std::string& token, std::string* failed) {
   auto prepare = [&token](grpc::ClientContext* context) {
     if (!token.empty()) {
       context->AddMetadata("authorization", "Bearer " + token);
     }
   };
+  AnswerBothWays answer;
   grpc::ClientContext unary_context;
   prepare(&unary_context);
-  vigil::v1::CheckMedicationsUnaryResponse answer;
-  if (!stub.CheckMedicationsUnary(&unary_context, unary_request, &answer).ok()) {
-    return;
+  if (!stub.CheckMedicationsUnary(&unary_context, unary_request, &answer.unary).ok()) {
+    *failed = "the unary check";
+    return std::nullopt;
   }
   grpc::ClientContext stream_context;
   prepare(&stream_context);
   auto reader = stub.CheckMedications(&stream_context, request);
   vigil::v1::CheckMedicationsResponse message;
-  size_t messages = 0;
-  size_t stream_bytes = 0;
   while (reader->Read(&message)) {
-    ++messages;
-    stream_bytes += message.ByteSizeLong() + 5;  // and gRPC's 5-byte message prefix
+    ++answer.stream_messages;
+    answer.stream_bytes += message.ByteSizeLong() + 5;
   }
   if (!reader->Finish().ok()) {
+    *failed = "the streamed check";
+    return std::nullopt;
+  }
+  return answer;
+}
+
+// Prints what one answer to `request` weighs on the wire: its alerts, the
+// unary answer's bytes (and per alert), the stream's messages and bytes.
+void PrintAnswerSize(vigil::v1::DecisionSupport::Stub& stub, const vigil::v1::CheckMedicationsRequest& request,
+                     const vigil::v1::CheckMedicationsUnaryRequest& unary_request, const std::string& token) {
+  std::string failed;
+  const auto answer = AskBothWays(stub, request, unary_request, token, &failed);
+  if (!answer.has_value()) {
     return;
   }
-  const size_t bytes = answer.ByteSizeLong();
+  const auto& unary = answer->unary;
+  const size_t bytes = unary.ByteSizeLong();
   std::printf("answer: %d alerts; unary %zu bytes (%.0f per alert); stream %zu messages, %zu bytes\n",
-              answer.alerts_size(), bytes,
-              answer.alerts_size() > 0 ? static_cast<double>(bytes - answer.summary().ByteSizeLong()) / answer.alerts_size()
-                                       : 0.0,
-              messages, stream_bytes);
+              unary.alerts_size(), bytes,
+              unary.alerts_size() > 0 ? static_cast<double>(bytes - unary.summary().ByteSizeLong()) / unary.alerts_size()
+                                      : 0.0,
+              answer->stream_messages, answer->stream_bytes);
 }
 
 // A message as gRPC frames it on the wire: an uncompressed flag, its
@@ -290,29 +313,14 @@ int WriteRequests(const std::string& dir, vigil::v1::DecisionSupport::Stub& stub
     }
     health_bytes = response.ByteSizeLong() + 5;
   }
-  size_t unary_bytes = 0;
-  {
-    grpc::ClientContext context;
-    vigil::v1::CheckMedicationsUnaryResponse response;
-    if (!stub.CheckMedicationsUnary(&context, unary_request, &response).ok()) {
-      std::fprintf(stderr, "vigil-bench: the unary check failed\n");
-      return 1;
-    }
-    unary_bytes = response.ByteSizeLong() + 5;
+  std::string failed;
+  const auto answer = AskBothWays(stub, request, unary_request, "", &failed);
+  if (!answer.has_value()) {
+    std::fprintf(stderr, "vigil-bench: %s failed\n", failed.c_str());
+    return 1;
   }
-  size_t stream_bytes = 0;
-  {
-    grpc::ClientContext context;
-    auto reader = stub.CheckMedications(&context, request);
-    vigil::v1::CheckMedicationsResponse message;
-    while (reader->Read(&message)) {
-      stream_bytes += message.ByteSizeLong() + 5;
-    }
-    if (!reader->Finish().ok()) {
-      std::fprintf(stderr, "vigil-bench: the streamed check failed\n");
-      return 1;
-    }
-  }
+  const size_t unary_bytes = answer->unary.ByteSizeLong() + 5;
+  const size_t stream_bytes = answer->stream_bytes;
   const std::string manifest = absl::StrCat(
       "health\t/grpc.health.v1.Health/Check\thealth.grpc\t", health_bytes, "\n",
       "stream\t/vigil.v1.DecisionSupport/CheckMedications\tstream.grpc\t", stream_bytes, "\n",
