@@ -3,11 +3,15 @@
 // audit table (and is dropped to clear the fault).
 #include "server/store/audit_log.h"
 
+#include <algorithm>
 #include <atomic>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -129,6 +133,117 @@ TEST(AuditLogTest, BeyondThePendingLimitTheOldestGiveWayAndAreCounted) {
   RepairAuditWrites(path);
   ASSERT_TRUE(log.WaitUntilWritten(absl::Seconds(10)));
   EXPECT_EQ(StoredPatients(**store), (std::vector<std::string>{"p15", "p16", "p17", "p18", "p19"}));
+}
+
+// The SQLite store, with every audit append's durability and every sync
+// recorded.
+class RecordingStore final : public Store {
+ public:
+  explicit RecordingStore(std::unique_ptr<Store> real) : real_(std::move(real)) {}
+
+  absl::StatusOr<PatientState> LoadPatient(const std::string& id) override { return real_->LoadPatient(id); }
+  absl::StatusOr<CommitResult> Commit(const PatientChange& change) override { return real_->Commit(change); }
+  absl::StatusOr<std::optional<std::string>> FindAlertPatient(const std::string& id) override {
+    return real_->FindAlertPatient(id);
+  }
+  absl::StatusOr<std::vector<StoredEvent>> ReadEvents(int64_t after, int limit) override {
+    return real_->ReadEvents(after, limit);
+  }
+  absl::StatusOr<int64_t> LatestEventNumber() override { return real_->LatestEventNumber(); }
+  absl::Status Health() override { return real_->Health(); }
+  absl::Status AppendAudit(const std::vector<v1::AuditEvent>& events, AuditDurability durability) override {
+    {
+      absl::MutexLock lock(&mu_);
+      appends_.push_back(durability);
+    }
+    return real_->AppendAudit(events, durability);
+  }
+  absl::Status SyncAudit() override {
+    {
+      absl::MutexLock lock(&mu_);
+      appends_.push_back(std::nullopt);
+    }
+    return real_->SyncAudit();
+  }
+  absl::StatusOr<std::vector<v1::AuditEvent>> ReadAudit(int64_t after_id, int limit) override {
+    return real_->ReadAudit(after_id, limit);
+  }
+
+  // Appends (their durability) and syncs (nullopt), in order.
+  std::vector<std::optional<AuditDurability>> appends() const {
+    absl::MutexLock lock(&mu_);
+    return appends_;
+  }
+
+ private:
+  std::unique_ptr<Store> real_;
+  mutable absl::Mutex mu_;
+  std::vector<std::optional<AuditDurability>> appends_ ABSL_GUARDED_BY(mu_);
+};
+
+constexpr std::optional<Store::AuditDurability> kSync = std::nullopt;
+constexpr std::optional<Store::AuditDurability> kSynced = Store::AuditDurability::kSynced;
+constexpr std::optional<Store::AuditDurability> kCommitted = Store::AuditDurability::kCommitted;
+
+TEST(AuditLogTest, RecordsNobodyWaitsForAreCommittedThenSyncedWhenTheWriterIsIdle) {
+  TempDir dir;
+  auto real = SqliteStore::Open(dir.path() + "/v.db");
+  ASSERT_TRUE(real.ok()) << real.status();
+  RecordingStore store(*std::move(real));
+  AuditLog log(&store);
+  for (int i = 0; i < 5; ++i) {
+    log.Record(Event(i), nullptr);
+  }
+  ASSERT_TRUE(log.WaitUntilWritten(absl::Seconds(10)));
+  EXPECT_EQ(store.appends().front(), kCommitted);
+  // Nothing else comes: the writer syncs what it committed, once.
+  ASSERT_TRUE(Eventually([&] { return store.appends().back() == kSync; }));
+  absl::SleepFor(AuditLog::kSyncInterval * 2);
+  const auto appends = store.appends();
+  EXPECT_EQ(std::count(appends.begin(), appends.end(), kSync), 1);
+  EXPECT_EQ(std::count(appends.begin(), appends.end(), kSynced), 0);
+  EXPECT_EQ(StoredPatients(store).size(), 5u);
+}
+
+TEST(AuditLogTest, ARecordItsCallerWaitsForIsSynced) {
+  TempDir dir;
+  auto real = SqliteStore::Open(dir.path() + "/v.db");
+  ASSERT_TRUE(real.ok()) << real.status();
+  RecordingStore store(*std::move(real));
+  AuditLog log(&store);
+  absl::Notification written;
+  absl::Status written_status;
+  log.Record(Event(0), [&](const absl::Status& status) {
+    written_status = status;
+    written.Notify();
+  });
+  ASSERT_TRUE(written.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(written_status.ok()) << written_status;
+  EXPECT_EQ(store.appends(), (std::vector<std::optional<Store::AuditDurability>>{kSynced}));
+}
+
+TEST(AuditLogTest, UnderSteadyLoadACommitIsSyncedAtLeastOnceAnInterval) {
+  TempDir dir;
+  auto real = SqliteStore::Open(dir.path() + "/v.db");
+  ASSERT_TRUE(real.ok()) << real.status();
+  RecordingStore store(*std::move(real));
+  {
+    AuditLog log(&store);
+    // A record every millisecond for five intervals: the writer is never idle.
+    const absl::Time end = absl::Now() + AuditLog::kSyncInterval * 5;
+    for (int i = 0; absl::Now() < end; ++i) {
+      log.Record(Event(i), nullptr);
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    ASSERT_TRUE(log.WaitUntilWritten(absl::Seconds(10)));
+  }
+  const auto appends = store.appends();
+  // Synced commits (or syncs) come between the committed ones, and the last
+  // word on the way out is a sync: nothing stays unsynced after shutdown.
+  EXPECT_GE(std::count(appends.begin(), appends.end(), kSynced) + std::count(appends.begin(), appends.end(), kSync), 3)
+      << appends.size() << " appends";
+  EXPECT_GT(std::count(appends.begin(), appends.end(), kCommitted), 0);
+  EXPECT_NE(appends.back(), kCommitted);
 }
 
 }  // namespace

@@ -57,11 +57,17 @@ class FaultyStore final : public Store {
     }
     return real_->Health();
   }
-  absl::Status AppendAudit(const std::vector<v1::AuditEvent>& events) override {
+  absl::Status AppendAudit(const std::vector<v1::AuditEvent>& events, AuditDurability durability) override {
     if (auto st = Refusal(); !st.ok()) {
       return st;
     }
-    return real_->AppendAudit(events);
+    return real_->AppendAudit(events, durability);
+  }
+  absl::Status SyncAudit() override {
+    if (auto st = Refusal(); !st.ok()) {
+      return st;
+    }
+    return real_->SyncAudit();
   }
   absl::StatusOr<std::vector<v1::AuditEvent>> ReadAudit(int64_t after_id, int limit) override {
     return real_->ReadAudit(after_id, limit);

@@ -3,7 +3,8 @@
 #include "server/store/sqlite_store.h"
 
 #include <sqlite3.h>
-
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "server/common/timestamp.h"
@@ -96,7 +97,35 @@ PRAGMA user_version = 1;
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_EQ((*store)->schema_version(), SqliteStore::kSchemaVersion);
   EXPECT_EQ(*(*store)->LatestEventNumber(), 1);
-  EXPECT_TRUE((*store)->AppendAudit({v1::AuditEvent()}).ok());
+  EXPECT_TRUE((*store)->AppendAudit({v1::AuditEvent()}, Store::AuditDurability::kSynced).ok());
+}
+
+// An audit append committed without its own flush survives a crash of the
+// process that made it: a child process appends and dies without closing the
+// database, and the records are there when it is opened again.
+TEST(SqliteStoreTest, CommittedAuditSurvivesACrashOfTheProcess) {
+  TempDir dir;
+  const std::string path = dir.path() + "/v.db";
+  ASSERT_TRUE(SqliteStore::Open(path).ok());  // created and migrated
+  const pid_t child = fork();
+  ASSERT_NE(child, -1);
+  if (child == 0) {
+    auto store = SqliteStore::Open(path);
+    v1::AuditEvent e;
+    e.set_patient_id("crashed");
+    const bool appended = store.ok() && (*store)->AppendAudit({e, e}, Store::AuditDurability::kCommitted).ok();
+    _exit(appended ? 0 : 1);  // no destructor runs: the connection is never closed
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  auto store = SqliteStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto read = (*store)->ReadAudit(0, 10);
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->size(), 2u);
+  EXPECT_EQ((*read)[1].patient_id(), "crashed");
 }
 
 TEST(SqliteStoreTest, DeleteErasesTheContextAlertsAndEventContent) {
@@ -185,7 +214,7 @@ TEST(SqliteStoreTest, AuditTrailIsAppendOnly) {
     v1::AuditEvent e;
     e.set_action(v1::AUDIT_ACTION_READ);
     e.set_agent("someone");
-    ASSERT_TRUE((*store)->AppendAudit({e, e}).ok());
+    ASSERT_TRUE((*store)->AppendAudit({e, e}, Store::AuditDurability::kSynced).ok());
     auto read = (*store)->ReadAudit(0, 10);
     ASSERT_TRUE(read.ok());
     ASSERT_EQ(read->size(), 2u);

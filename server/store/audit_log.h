@@ -2,14 +2,17 @@
 // group commit (one transaction for every record queued meanwhile).
 //
 // Two guarantees, chosen per call:
-//  - Record(event, done): `done` runs once the record is durable or the
-//    attempt failed; writes of patient data wait for it.
+//  - Record(event, done): `done` runs once the record is on disk (synced) or
+//    the attempt failed; writes of patient data wait for it.
 //  - Record(event, nullptr): the caller does not wait (screening answers
 //    without an fsync on its path). Such records are gathered for up to
-//    kBatchWindow (or kMaxBatch records) and written in one transaction, so
-//    that a busy server commits the trail a few hundred times a second rather
-//    than once per check; a crash loses at most the records of that window
-//    and of the commit in progress.
+//    kBatchWindow (or kMaxBatch records) and committed in one transaction
+//    without a flush of its own (Store::AuditDurability::kCommitted); the
+//    writer syncs them within kSyncInterval of the first such commit, with
+//    the next synced commit or on its own when idle. A crash of the server
+//    process loses at most the records of the window and of the commit in
+//    progress; a power loss or a crash of the operating system, at most
+//    those of the last kSyncInterval as well.
 // A failed write (disk full, read-only file) is retried with backoff, keeping
 // up to `max_pending` records in memory; beyond that the oldest are dropped
 // and counted, so a broken disk can never exhaust memory or stop screening.
@@ -35,6 +38,8 @@ namespace vigil {
 class AuditLog {
  public:
   static constexpr absl::Duration kBatchWindow = absl::Milliseconds(5);
+  // How long a committed record may wait for its sync (see above).
+  static constexpr absl::Duration kSyncInterval = absl::Milliseconds(200);
   static constexpr size_t kMaxBatch = 1024;
   // Every string of a record (ids, method, agent, peer, certificate
   // subject) is cut to this many bytes, on a UTF-8 character boundary, so
@@ -67,6 +72,9 @@ class AuditLog {
  private:
   using Entry = std::pair<v1::AuditEvent, std::function<void(const absl::Status&)>>;
   void Run();
+  // Appends `batch` (synced or only committed), settles its counters and
+  // callbacks, and on failure queues its records again for the retry.
+  absl::Status WriteBatch(std::deque<Entry> batch, bool synced);
 
   Store* const store_;
   const size_t max_pending_;

@@ -838,7 +838,7 @@ absl::Status PostgresStore::Health() {
   return read.ok() ? absl::OkStatus() : read.status();
 }
 
-absl::Status PostgresStore::AppendAudit(const std::vector<v1::AuditEvent>& events) {
+absl::Status PostgresStore::AppendAudit(const std::vector<v1::AuditEvent>& events, AuditDurability durability) {
   if (events.empty()) {
     return absl::OkStatus();
   }
@@ -846,12 +846,39 @@ absl::Status PostgresStore::AppendAudit(const std::vector<v1::AuditEvent>& event
   if (auto st = BeginLocked("cannot start the audit transaction"); !st.ok()) {
     return st;
   }
+  if (durability == AuditDurability::kCommitted) {
+    // This transaction's COMMIT returns without waiting for its WAL flush;
+    // the WAL writer, or the next synchronous commit, flushes it.
+    if (auto set = Run("cannot start the audit transaction", "SET LOCAL synchronous_commit TO off"); !set.ok()) {
+      RollbackLocked();
+      return set.status();
+    }
+  }
   if (auto st = AppendAuditLocked(events); !st.ok()) {
     RollbackLocked();
     return st;
   }
   return CommitTransactionLocked("cannot commit to the audit trail");
 }
+
+absl::Status PostgresStore::SyncAudit() {
+  absl::MutexLock lock(&mu_);
+  if (auto st = EnsureConnectedLocked(); !st.ok()) {
+    return st;
+  }
+  // A transaction given an id commits with a WAL record, and a synchronous
+  // commit waits until the WAL is flushed up to it: every earlier
+  // asynchronous commit with it.
+  auto synced = Run("cannot sync the audit trail", "SELECT txid_current()");
+  return synced.ok() ? absl::OkStatus() : synced.status();
+}
+
+namespace {
+// Audit records per INSERT statement: one round trip carries this many rows
+// (11 parameters each, far below PostgreSQL's limit of 65,535 parameters).
+constexpr size_t kAuditRowsPerStatement = 128;
+constexpr int kAuditColumns = 11;
+}  // namespace
 
 absl::Status PostgresStore::AppendAuditLocked(const std::vector<v1::AuditEvent>& events) {
   // Ids from a counter held until COMMIT, as event numbers are: a reader
@@ -867,23 +894,33 @@ absl::Status PostgresStore::AppendAuditLocked(const std::vector<v1::AuditEvent>&
   }
   int64_t id = counter->Int(0, 0) - static_cast<int64_t>(events.size());
   const std::string now = Rfc3339(absl::Now());
-  for (const auto& e : events) {
-    auto inserted = Run("cannot append to the audit trail",
-                        "INSERT INTO audit(id, recorded_time, action, method, agent, peer, patient_id, outcome, "
-                        "alert_id, access_time, certificate_subject) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                        PgParams()
-                            .Int(++id)
-                            .Text(now)
-                            .Text(AuditActionCode(e.action()))
-                            .Text(e.method())
-                            .Text(e.agent())
-                            .Text(e.peer())
-                            .Text(e.patient_id())
-                            .Text(google::rpc::Code_Name(e.outcome()))
-                            .Text(e.alert_id())
-                            .Text(e.has_access_time() ? Rfc3339(FromTimestamp(e.access_time())) : now)
-                            .Text(e.certificate_subject()));
-    if (!inserted.ok()) {
+  for (size_t first = 0; first < events.size(); first += kAuditRowsPerStatement) {
+    const size_t rows = std::min(kAuditRowsPerStatement, events.size() - first);
+    std::string sql =
+        "INSERT INTO audit(id, recorded_time, action, method, agent, peer, patient_id, outcome, alert_id, "
+        "access_time, certificate_subject) VALUES";
+    PgParams params;
+    for (size_t row = 0; row < rows; ++row) {
+      const int base = static_cast<int>(row) * kAuditColumns;
+      absl::StrAppend(&sql, row == 0 ? "(" : ", (");
+      for (int column = 1; column <= kAuditColumns; ++column) {
+        absl::StrAppend(&sql, column == 1 ? "$" : ", $", base + column);
+      }
+      sql += ")";
+      const v1::AuditEvent& e = events[first + row];
+      params.Int(++id)
+          .Text(now)
+          .Text(AuditActionCode(e.action()))
+          .Text(e.method())
+          .Text(e.agent())
+          .Text(e.peer())
+          .Text(e.patient_id())
+          .Text(google::rpc::Code_Name(e.outcome()))
+          .Text(e.alert_id())
+          .Text(e.has_access_time() ? Rfc3339(FromTimestamp(e.access_time())) : now)
+          .Text(e.certificate_subject());
+    }
+    if (auto inserted = Run("cannot append to the audit trail", sql.c_str(), params); !inserted.ok()) {
       return inserted.status();
     }
   }

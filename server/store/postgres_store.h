@@ -51,7 +51,8 @@ class PostgresStore final : public Store {
   absl::StatusOr<std::vector<StoredEvent>> ReadEvents(int64_t after, int limit) override;
   absl::StatusOr<int64_t> LatestEventNumber() override;
   absl::Status Health() override;
-  absl::Status AppendAudit(const std::vector<v1::AuditEvent>& events) override;
+  absl::Status AppendAudit(const std::vector<v1::AuditEvent>& events, AuditDurability durability) override;
+  absl::Status SyncAudit() override;
   absl::StatusOr<std::vector<v1::AuditEvent>> ReadAudit(int64_t after_id, int limit) override;
 
   // Replicas share the database: each follows the others' commits.

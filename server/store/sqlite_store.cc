@@ -8,10 +8,12 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/rpc/code.pb.h"
+#include "server/common/log.h"
 #include "server/common/timestamp.h"
 
 namespace vigil {
@@ -337,6 +339,9 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
         return st;
       }
     }
+    // journal_mode=WAL leaves the mode as it was where WAL is impossible.
+    Statement mode(store->statements_.get(), "PRAGMA journal_mode");
+    store->wal_ = mode.ok() && mode.Step() == SQLITE_ROW && absl::AsciiStrToLower(mode.Text(0)) == "wal";
   }
   if (auto st = store->Migrate(); !st.ok()) {
     return st;
@@ -688,11 +693,34 @@ absl::StatusOr<int64_t> SqliteStore::LatestEventNumber() {
   return st.Int(0);
 }
 
-absl::Status SqliteStore::AppendAudit(const std::vector<v1::AuditEvent>& events) {
+absl::Status SqliteStore::AppendAudit(const std::vector<v1::AuditEvent>& events, AuditDurability durability) {
   if (events.empty()) {
     return absl::OkStatus();
   }
   absl::MutexLock lock(&mu_);
+  // In WAL mode, synchronous=NORMAL commits without an fsync: the frames are
+  // in the WAL file, safe from a crash of this process, and reach the disk
+  // with the next commit made under synchronous=FULL (every other write of
+  // this store) or SyncAudit. Outside WAL mode NORMAL could corrupt the file
+  // on a power loss, so every append is synced there.
+  const bool deferred = durability == AuditDurability::kCommitted && wal_;
+  if (deferred) {
+    if (auto st = Exec("PRAGMA synchronous=NORMAL"); !st.ok()) {
+      return st;
+    }
+  }
+  const absl::Status appended = AppendAuditLocked(events);
+  if (deferred) {
+    // Back to FULL before the lock is released: patient writes stay synced.
+    if (auto st = Exec("PRAGMA synchronous=FULL"); !st.ok()) {
+      LogError("sqlite_synchronous_not_restored", {{"database", path_}, {"reason", std::string(st.message())}});
+      return st;
+    }
+  }
+  return appended;
+}
+
+absl::Status SqliteStore::AppendAuditLocked(const std::vector<v1::AuditEvent>& events) {
   if (auto st = Exec("BEGIN IMMEDIATE"); !st.ok()) {
     return st;
   }
@@ -715,6 +743,24 @@ absl::Status SqliteStore::AppendAudit(const std::vector<v1::AuditEvent>& events)
   if (auto st = Exec("COMMIT"); !st.ok()) {
     Exec("ROLLBACK").IgnoreError();
     return st;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::SyncAudit() {
+  absl::MutexLock lock(&mu_);
+  if (!wal_) {
+    return absl::OkStatus();  // every append was synced
+  }
+  // The WAL file holds every commit not yet synced: its fsync makes them durable.
+  sqlite3_file* wal = nullptr;
+  if (const int rc = sqlite3_file_control(db_, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+      rc != SQLITE_OK || wal == nullptr || wal->pMethods == nullptr) {
+    // No WAL file open (nothing written since the last checkpoint closed it).
+    return absl::OkStatus();
+  }
+  if (const int rc = wal->pMethods->xSync(wal, SQLITE_SYNC_FULL); rc != SQLITE_OK) {
+    return StatusFor(rc, db_, path_, "cannot sync the audit trail");
   }
   return absl::OkStatus();
 }

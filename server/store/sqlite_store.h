@@ -1,4 +1,5 @@
-// The SQLite implementation of Store: one file, WAL mode, synchronous=FULL.
+// The SQLite implementation of Store: one file, WAL mode, synchronous=FULL
+// (NORMAL only for the audit appends that may defer their flush).
 #ifndef VIGIL_SERVER_STORE_SQLITE_STORE_H_
 #define VIGIL_SERVER_STORE_SQLITE_STORE_H_
 
@@ -33,7 +34,8 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<StoredEvent>> ReadEvents(int64_t after, int limit) override;
   absl::StatusOr<int64_t> LatestEventNumber() override;
   absl::Status Health() override;
-  absl::Status AppendAudit(const std::vector<v1::AuditEvent>& events) override;
+  absl::Status AppendAudit(const std::vector<v1::AuditEvent>& events, AuditDurability durability) override;
+  absl::Status SyncAudit() override;
   absl::StatusOr<std::vector<v1::AuditEvent>> ReadAudit(int64_t after_id, int limit) override;
 
   // The schema version of the open file.
@@ -48,6 +50,7 @@ class SqliteStore final : public Store {
   template <typename Message>
   absl::Status UpgradeBlobs(const char* select, const char* update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status AppendAuditLocked(const std::vector<v1::AuditEvent>& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<CommitResult> CommitLocked(const PatientChange& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Deletes the patient's context and alerts and turns its events into
   // tombstones, inside the caller's transaction.
@@ -58,6 +61,8 @@ class SqliteStore final : public Store {
   // Statements kept prepared from call to call (see sqlite_store.cc).
   std::unique_ptr<StatementCache> statements_ ABSL_GUARDED_BY(mu_);
   const std::string path_;
+  // Whether the file is in WAL mode (set once by Open; see AppendAudit).
+  bool wal_ ABSL_GUARDED_BY(mu_) = false;
   int schema_version_ = 0;
 };
 

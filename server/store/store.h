@@ -96,10 +96,24 @@ class Store {
   // True when the store can be read and written.
   virtual absl::Status Health() = 0;
 
+  // How far an audit append has reached when AppendAudit returns OK.
+  enum class AuditDurability {
+    // On disk: it survives a power loss or a crash of the operating system.
+    kSynced,
+    // Committed: it survives a crash of the server process, and reaches the
+    // disk with the next synced append or SyncAudit (on PostgreSQL also by
+    // the WAL writer, within three wal_writer_delay). A commit that skips its
+    // own flush is much cheaper, and the store's lock is held for less time.
+    kCommitted,
+  };
+
   // Appends audit events (their ids and times are set by the store) in one
-  // durable transaction. The trail is append-only: nothing updates or
-  // deletes it.
-  virtual absl::Status AppendAudit(const std::vector<v1::AuditEvent>& events) = 0;
+  // transaction, as durable as `durability` says. The trail is append-only:
+  // nothing updates or deletes it.
+  virtual absl::Status AppendAudit(const std::vector<v1::AuditEvent>& events, AuditDurability durability) = 0;
+
+  // Brings every committed audit record to disk (see kCommitted).
+  virtual absl::Status SyncAudit() = 0;
 
   // Audit events with ids greater than `after_id`, at most `limit`.
   virtual absl::StatusOr<std::vector<v1::AuditEvent>> ReadAudit(int64_t after_id, int limit) = 0;
