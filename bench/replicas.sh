@@ -5,6 +5,10 @@
 #   pg1      one vigil-server on PostgreSQL (writes and subscribes on it);
 #   pg2      two vigil-servers on the same PostgreSQL database: writes through
 #            A, subscribes on B (B learns of A's commits by LISTEN/NOTIFY).
+# and whether the audit trail's writer keeps up with saturated checks (every
+# check writes an audit record; bench/audit_keepup.py, with h2load):
+#   checks-sqlite   one vigil-server on a SQLite file;
+#   checks-pg       one vigil-server on PostgreSQL.
 # Starts a throwaway PostgreSQL cluster (as `nobody` when run as root; data in
 # /tmp; durable settings: fsync and synchronous_commit on, PostgreSQL's
 # defaults, as SQLite's synchronous=FULL), fresh databases and servers for
@@ -14,21 +18,26 @@
 #   bench/replicas.sh                              # 3 rounds, 2000 patients, 4 writers
 #   RUNS=1 PATIENTS=200 bench/replicas.sh          # quick
 #
-# Environment: VIGIL_BUILD_DIR (default build-pgbench; needs vigil-server and
-# vigil-bench-replicas built), VIGIL_PG_BINDIR (default: the newest
-# /usr/lib/postgresql/N/bin), RUNS, PATIENTS, WRITERS, SETUPS (default
-# "sqlite pg1 pg2").
+# Environment: VIGIL_BUILD_DIR (default build-pgbench; needs vigil-server,
+# vigil-bench-replicas and vigil-bench built), VIGIL_PG_BINDIR (default: the
+# newest /usr/lib/postgresql/N/bin), RUNS, PATIENTS, WRITERS, CHECK_SECONDS
+# (default 10), SETUPS (default "sqlite pg1 pg2 checks-sqlite checks-pg").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${VIGIL_BUILD_DIR:-build-pgbench}"
 RUNS="${RUNS:-3}"
 PATIENTS="${PATIENTS:-2000}"
 WRITERS="${WRITERS:-4}"
-SETUPS="${SETUPS:-sqlite pg1 pg2}"
+CHECK_SECONDS="${CHECK_SECONDS:-10}"
+SETUPS="${SETUPS:-sqlite pg1 pg2 checks-sqlite checks-pg}"
 SERVER="$BIN/server/vigil-server"
 BENCH="$BIN/bench/vigil-bench-replicas"
-for b in "$SERVER" "$BENCH"; do
-  [ -x "$b" ] || { echo "replicas: $b is not built (cmake --build $BIN --target vigil-server vigil-bench-replicas)" >&2; exit 1; }
+LOAD_BENCH="$BIN/bench/vigil-bench"
+for b in "$SERVER" "$BENCH" "$LOAD_BENCH"; do
+  [ -x "$b" ] || {
+    echo "replicas: $b is not built (cmake --build $BIN --target vigil-server vigil-bench-replicas vigil-bench)" >&2
+    exit 1
+  }
 done
 PGBIN="${VIGIL_PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}"
 [ -x "$PGBIN/postgres" ] || { echo "replicas: no PostgreSQL server binaries (set VIGIL_PG_BINDIR)" >&2; exit 1; }
@@ -97,20 +106,23 @@ new_pg_database() {  # sets DB_URI to a new empty database
   DB_URI="postgresql://vigil@127.0.0.1:$PG_PORT/$name?sslmode=disable&connect_timeout=3"
 }
 
-# start_server NAME DB: a server with the bundled base on a free port; sets ADDRESS.
+# start_server NAME DB: a server with the bundled base on a free port; sets
+# ADDRESS and METRICS (its metrics listener).
 start_server() {
   local name="$1" db="$2" log="$WORK/$1.log"
-  "$SERVER" --listen=127.0.0.1:0 --kb="$PWD/data/kb" --db="$db" 2>"$log" &
+  "$SERVER" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --kb="$PWD/data/kb" --db="$db" 2>"$log" &
   SERVER_PIDS+=($!)
-  local port=""
+  local port="" metrics_port=""
   for _ in $(seq 200); do
     port="$(grep -m1 '"event":"listening"' "$log" | sed -E 's/.*"port":"([0-9]+)".*/\1/')" || true
-    [ -n "$port" ] && break
+    metrics_port="$(grep -m1 '"event":"metrics_listening"' "$log" | sed -E 's/.*"port":"([0-9]+)".*/\1/')" || true
+    [ -n "$port" ] && [ -n "$metrics_port" ] && break
     kill -0 "${SERVER_PIDS[-1]}" 2>/dev/null || break
     sleep 0.1
   done
-  [ -n "$port" ] || { echo "replicas: server $name did not start:" >&2; cat "$log" >&2; exit 1; }
+  [ -n "$port" ] && [ -n "$metrics_port" ] || { echo "replicas: server $name did not start:" >&2; cat "$log" >&2; exit 1; }
   ADDRESS="127.0.0.1:$port"
+  METRICS="127.0.0.1:$metrics_port"
 }
 
 RESULTS="$WORK/results.txt"
@@ -124,8 +136,24 @@ measure() {  # measure LABEL WRITER SUBSCRIBER
   grep '^RESULT ' "$out" >>"$RESULTS" || true
   [ "$status" = 0 ] || echo "replicas: run $1 exited with status $status (see above)" >&2
 }
+CHECKS="$WORK/checks.txt"
+: >"$CHECKS"
+CHECKS_FAILED=0
+measure_checks() {  # measure_checks LABEL: the audit writer under saturated checks on the last server started
+  rm -rf "$WORK/requests" && mkdir -p "$WORK/requests"
+  "$LOAD_BENCH" --server="$ADDRESS" --write_requests="$WORK/requests" >/dev/null
+  local status=0
+  python3 bench/audit_keepup.py --server="$ADDRESS" --metrics="$METRICS" --server_pid="${SERVER_PIDS[-1]}" \
+    --requests="$WORK/requests" --seconds="$CHECK_SECONDS" --label="$1" >"$WORK/run.out" 2>&1 || status=$?
+  cat "$WORK/run.out"
+  cat "$WORK/run.out" >>"$CHECKS"
+  if [ "$status" != 0 ]; then
+    echo "replicas: run $1 exited with status $status (see above)" >&2
+    CHECKS_FAILED=1
+  fi
+}
 
-case " $SETUPS " in *" pg"*) start_postgres ;; esac
+case " $SETUPS " in *" pg"* | *" checks-pg"*) start_postgres ;; esac
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "PostgreSQL: $("$PGBIN/postgres" --version)"
 for round in $(seq "$RUNS"); do
@@ -149,17 +177,28 @@ for round in $(seq "$RUNS"); do
         start_server pg2-b "$DB_URI"
         measure pg2 "$A_ADDRESS" "$ADDRESS"
         ;;
+      checks-sqlite)
+        mkdir -p "$WORK/checks-$round"
+        start_server checks-sqlite "$WORK/checks-$round/vigil.db"
+        measure_checks checks-sqlite
+        ;;
+      checks-pg)
+        new_pg_database
+        start_server checks-pg "$DB_URI"
+        measure_checks checks-pg
+        ;;
       *) echo "replicas: unknown setup $setup" >&2; exit 64 ;;
     esac
     stop_servers
   done
 done
 
-echo
-echo "Median of $RUNS runs (range), $PATIENTS patients, $WRITERS writers. Delivery: from just before the put is"
-echo "sent to the subscriber reading the patient's first RAISED event; also from the put's answer (negative: the"
-echo "event came first) and from the event's event_time (stamped by the writing server just before its commit):"
-python3 - "$RESULTS" "$SETUPS" <<'EOF'
+if [ -s "$RESULTS" ]; then
+  echo
+  echo "Median of $RUNS runs (range), $PATIENTS patients, $WRITERS writers. Delivery: from just before the put is"
+  echo "sent to the subscriber reading the patient's first RAISED event; also from the put's answer (negative: the"
+  echo "event came first) and from the event's event_time (stamped by the writing server just before its commit):"
+  python3 - "$RESULTS" "$SETUPS" <<'EOF'
 import statistics, sys
 rows = [dict(kv.split("=", 1) for kv in line.split()[1:]) for line in open(sys.argv[1])]
 names = {"sqlite": "SQLite, one server", "pg1": "PostgreSQL, one replica",
@@ -184,3 +223,11 @@ for setup in sys.argv[2].split():
     if any(bad):
         print(f"({setup}: {bad[0]} failed puts, {bad[1]} events missing)")
 EOF
+fi
+if [ -s "$CHECKS" ]; then
+  echo
+  echo "The audit trail under saturated checks (h2load, 4 connections x 8 streams, $CHECK_SECONDS s):"
+  cat "$CHECKS"
+fi
+# A record dropped or never written fails the run (the ctest smoke run).
+exit "$CHECKS_FAILED"

@@ -161,7 +161,7 @@ for shape in "${H2_SHAPES[@]}"; do
   for load in "--connections=1 --streams=1" "--connections=4 --streams=8"; do
     # shellcheck disable=SC2086 # $load is a flag list
     run python3 bench/h2load_grpc.py --server="$ADDRESS" --requests="$WORK/requests" $load \
-      --seconds="$E2E_SECONDS" --rounds="$ROUNDS"
+      --seconds="$E2E_SECONDS" --rounds="$ROUNDS" --server_pid="$SERVER_PID"
   done
 done
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
