@@ -16,12 +16,14 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "server/store/sqlite_store.h"
+#include "tests/forwarding_store.h"
 #include "tests/test_util.h"
 
 namespace vigil {
 namespace {
 
 using ::vigil::testing::Exec;
+using ::vigil::testing::ForwardingStore;
 using ::vigil::testing::TempDir;
 
 void BreakAuditWrites(const std::string& path) {
@@ -137,36 +139,23 @@ TEST(AuditLogTest, BeyondThePendingLimitTheOldestGiveWayAndAreCounted) {
 
 // The SQLite store, with every audit append's durability and every sync
 // recorded.
-class RecordingStore final : public Store {
+class RecordingStore final : public ForwardingStore {
  public:
-  explicit RecordingStore(std::unique_ptr<Store> real) : real_(std::move(real)) {}
+  using ForwardingStore::ForwardingStore;
 
-  absl::StatusOr<PatientState> LoadPatient(const std::string& id) override { return real_->LoadPatient(id); }
-  absl::StatusOr<CommitResult> Commit(const PatientChange& change) override { return real_->Commit(change); }
-  absl::StatusOr<std::optional<std::string>> FindAlertPatient(const std::string& id) override {
-    return real_->FindAlertPatient(id);
-  }
-  absl::StatusOr<std::vector<StoredEvent>> ReadEvents(int64_t after, int limit) override {
-    return real_->ReadEvents(after, limit);
-  }
-  absl::StatusOr<int64_t> LatestEventNumber() override { return real_->LatestEventNumber(); }
-  absl::Status Health() override { return real_->Health(); }
   absl::Status AppendAudit(const std::vector<v1::AuditEvent>& events, AuditDurability durability) override {
     {
       absl::MutexLock lock(&mu_);
       appends_.push_back(durability);
     }
-    return real_->AppendAudit(events, durability);
+    return ForwardingStore::AppendAudit(events, durability);
   }
   absl::Status SyncAudit() override {
     {
       absl::MutexLock lock(&mu_);
       appends_.push_back(std::nullopt);
     }
-    return real_->SyncAudit();
-  }
-  absl::StatusOr<std::vector<v1::AuditEvent>> ReadAudit(int64_t after_id, int limit) override {
-    return real_->ReadAudit(after_id, limit);
+    return ForwardingStore::SyncAudit();
   }
 
   // Appends (their durability) and syncs (nullopt), in order.
@@ -176,7 +165,6 @@ class RecordingStore final : public Store {
   }
 
  private:
-  std::unique_ptr<Store> real_;
   mutable absl::Mutex mu_;
   std::vector<std::optional<AuditDurability>> appends_ ABSL_GUARDED_BY(mu_);
 };

@@ -19,6 +19,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/store/sqlite_store.h"
+#include "tests/forwarding_store.h"
 #include "tests/test_util.h"
 #include "vigil/v1/admin.grpc.pb.h"
 #include "vigil/v1/decision_support.grpc.pb.h"
@@ -27,50 +28,40 @@
 namespace vigil {
 namespace {
 
+using ::vigil::testing::ForwardingStore;
 using ::vigil::testing::TempDir;
 
 enum class Fault { kNone, kDiskFull, kReadOnly };
 
 // The SQLite store, with writes refused while a fault is set.
-class FaultyStore final : public Store {
+class FaultyStore final : public ForwardingStore {
  public:
   FaultyStore(std::unique_ptr<Store> real, std::shared_ptr<std::atomic<Fault>> fault)
-      : real_(std::move(real)), fault_(std::move(fault)) {}
+      : ForwardingStore(std::move(real)), fault_(std::move(fault)) {}
 
-  absl::StatusOr<PatientState> LoadPatient(const std::string& id) override { return real_->LoadPatient(id); }
   absl::StatusOr<CommitResult> Commit(const PatientChange& change) override {
     if (auto st = Refusal(); !st.ok()) {
       return st;
     }
-    return real_->Commit(change);
+    return ForwardingStore::Commit(change);
   }
-  absl::StatusOr<std::optional<std::string>> FindAlertPatient(const std::string& id) override {
-    return real_->FindAlertPatient(id);
-  }
-  absl::StatusOr<std::vector<StoredEvent>> ReadEvents(int64_t after, int limit) override {
-    return real_->ReadEvents(after, limit);
-  }
-  absl::StatusOr<int64_t> LatestEventNumber() override { return real_->LatestEventNumber(); }
   absl::Status Health() override {
     if (auto st = Refusal(); !st.ok()) {
       return st;
     }
-    return real_->Health();
+    return ForwardingStore::Health();
   }
   absl::Status AppendAudit(const std::vector<v1::AuditEvent>& events, AuditDurability durability) override {
     if (auto st = Refusal(); !st.ok()) {
       return st;
     }
-    return real_->AppendAudit(events, durability);
+    return ForwardingStore::AppendAudit(events, durability);
   }
   absl::Status SyncAudit() override {
     if (auto st = Refusal(); !st.ok()) {
       return st;
     }
-    return real_->SyncAudit();
-  }
-  absl::StatusOr<std::vector<v1::AuditEvent>> ReadAudit(int64_t after_id, int limit) override {
-    return real_->ReadAudit(after_id, limit);
+    return ForwardingStore::SyncAudit();
   }
 
  private:
@@ -89,7 +80,6 @@ class FaultyStore final : public Store {
     return absl::OkStatus();
   }
 
-  std::unique_ptr<Store> real_;
   std::shared_ptr<std::atomic<Fault>> fault_;
 };
 
