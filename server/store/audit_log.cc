@@ -118,11 +118,12 @@ void AuditLog::Run() {
   while (true) {
     std::deque<Entry> batch;
     bool synced = false;
+    bool idle = false;
     {
       absl::MutexLock lock(&mu_);
       auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
       if (!mu_.AwaitWithDeadline(absl::Condition(&has_work), unsynced_since + kSyncInterval)) {
-        batch.clear();  // idle with commits not yet on disk: synced below
+        idle = true;  // with commits not yet on disk for an interval: synced below
       } else {
         if (!stopping_ && waiting_ == 0 && queue_.size() < kMaxBatch) {
           // Only records nobody waits for: gather more for one commit.
@@ -147,7 +148,7 @@ void AuditLog::Run() {
         waiting_ = 0;
       }
     }
-    if (batch.empty()) {
+    if (idle) {
       sync();
       continue;
     }
