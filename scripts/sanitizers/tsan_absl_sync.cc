@@ -199,6 +199,16 @@ bool Mutex::AwaitWithTimeout(const Condition& cond, absl::Duration timeout) {
   return met;
 }
 
+bool Mutex::AwaitWithDeadline(const Condition& cond, absl::Time deadline) {
+  VIGIL_REAL(bool (*)(Mutex*, const Condition&, absl::Time), "_ZN",
+             "5Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
+  Release(this);
+  Inside scope(this);
+  const bool met = real(this, cond, deadline);
+  Acquire(this);
+  return met;
+}
+
 void CondVar::Wait(Mutex* mu) {
   VIGIL_REAL(void (*)(CondVar*, Mutex*), "_ZN", "7CondVar4WaitEPNS0_5MutexE");
   Release(mu);

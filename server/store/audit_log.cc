@@ -121,8 +121,12 @@ void AuditLog::Run() {
     bool idle = false;
     {
       absl::MutexLock lock(&mu_);
-      auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
-      if (!mu_.AwaitWithDeadline(absl::Condition(&has_work), unsynced_since + kSyncInterval)) {
+      if (!mu_.AwaitWithDeadline(absl::Condition(
+                                     +[](AuditLog* log) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu_) {
+                                       return log->stopping_ || !log->queue_.empty();
+                                     },
+                                     this),
+                                 unsynced_since + kSyncInterval)) {
         idle = true;  // with commits not yet on disk for an interval: synced below
       } else {
         if (!stopping_ && waiting_ == 0 && queue_.size() < kMaxBatch) {
