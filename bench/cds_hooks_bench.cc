@@ -13,7 +13,8 @@
 // in alternating rounds so that drift in a noisy machine falls on all alike:
 //
 //   handler  CdsHooks::Call on the request body, without socket or HTTP
-//            (no audit record: the handler is built without an audit log)
+//            (no audit record: the handler is built without an audit log;
+//            the cards it shows are remembered in a SQLite store)
 //   http     POST /cds-services/vigil-order-sign over one keep-alive
 //            connection (cpp-httplib, TCP_NODELAY unless --client_nodelay=false;
 //            the server closes a connection after 5 requests, and the
@@ -50,6 +51,7 @@
 #include "server/kb/loader.h"
 #include "server/security/auth.h"
 #include "server/service/server.h"
+#include "server/store/sqlite_store.h"
 #include "vigil/v1/decision_support.grpc.pb.h"
 
 ABSL_FLAG(int, calls, 5000, "Measured calls per workload.");
@@ -170,16 +172,23 @@ int main(int argc, char** argv) {
   }
 
   // The handler alone: a CdsHooks of its own on the same base (development
-  // mode, no audit log, no registry: order-sign needs neither).
+  // mode, no audit log, no registry: order-sign needs neither) and a SQLite
+  // store of its own, where it remembers the cards it shows.
   auto kb = vigil::LoadKnowledgeBase(options.kb);
   if (!kb.ok()) {
     std::fprintf(stderr, "the knowledge base did not load: %s\n", std::string(kb.status().message()).c_str());
     return 1;
   }
+  auto handler_store = vigil::SqliteStore::Open((dir / "handler.db").string());
+  if (!handler_store.ok()) {
+    std::fprintf(stderr, "the handler's store did not open: %s\n",
+                 std::string(handler_store.status().message()).c_str());
+    return 1;
+  }
   vigil::KnowledgeBaseHolder holder(*kb, options.kb);
   const vigil::Authenticator development;
-  vigil::CdsHooks handler(vigil::CdsHooksOptions{}, &holder, nullptr, nullptr, &development, nullptr,
-                          vigil::FhirFetch());
+  vigil::CdsHooks handler(vigil::CdsHooksOptions{}, &holder, nullptr, handler_store->get(), nullptr, &development,
+                          nullptr, vigil::FhirFetch());
 
   httplib::Client http("127.0.0.1", (*server)->http_port());
   http.set_keep_alive(true);

@@ -5,9 +5,7 @@
 // test double plays), malformed requests (400 naming the path), feedback on
 // the alert feed, and DetectedIssue.
 #include <filesystem>
-#include <fstream>
 #include <regex>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -18,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "tests/cds_hooks_requests.h"
 #include "tests/feed_client.h"
 #include "tests/jwt_test_util.h"
 #include "tests/server_process.h"
@@ -28,15 +27,11 @@ namespace vigil {
 namespace {
 
 using nlohmann::json;
+using ::vigil::testing::CardsAbout;
+using ::vigil::testing::CdsRequestFor;
+using ::vigil::testing::ReadCdsJson;
 using ::vigil::testing::ServerProcess;
 using ::vigil::testing::Subscriber;
-
-json ReadJson(const std::string& name) {
-  std::ifstream in(absl::StrCat(VIGIL_SOURCE_DIR, "/tests/data/cds-hooks/", name));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return json::parse(buffer.str());
-}
 
 class CdsHooksTest : public ::testing::Test {
  protected:
@@ -59,24 +54,7 @@ class CdsHooksTest : public ::testing::Test {
 
   // POSTs `body` to /cds-services/<service>; the status and the parsed body.
   static std::pair<int, json> Post(const std::string& service, const std::string& body) {
-    auto client = Client();
-    auto res = client.Post(absl::StrCat("/cds-services/", service).c_str(), body, "application/json");
-    if (!res) {
-      ADD_FAILURE() << "no answer: " << httplib::to_string(res.error());
-      return {0, json()};
-    }
-    return {res->status, json::parse(res->body, nullptr, false)};
-  }
-
-  static std::vector<json> CardsAbout(const json& reply, const std::string& word) {
-    std::vector<json> found;
-    for (const auto& card : reply.value("cards", json::array())) {
-      const std::string text = absl::StrCat(card.value("summary", ""), " ", card.value("detail", ""));
-      if (absl::StrContains(absl::AsciiStrToLower(text), word)) {
-        found.push_back(card);
-      }
-    }
-    return found;
+    return ::vigil::testing::PostCds(http_port_, service, body);
   }
 
   static ServerProcess* server_;
@@ -109,7 +87,7 @@ TEST_F(CdsHooksTest, DiscoveryListsBothServicesWithPrefetchTemplates) {
 }
 
 TEST_F(CdsHooksTest, RxNormCodedWarfarinWithIbuprofenGetsAnInteractionCard) {
-  const auto [status, reply] = Post("vigil-order-sign", ReadJson("order-sign-warfarin-ibuprofen.json").dump());
+  const auto [status, reply] = Post("vigil-order-sign", ReadCdsJson("order-sign-warfarin-ibuprofen.json").dump());
   ASSERT_EQ(status, 200) << reply.dump(2);
   const auto cards = CardsAbout(reply, "warfarin");
   ASSERT_FALSE(cards.empty()) << reply.dump(2);
@@ -128,24 +106,6 @@ TEST_F(CdsHooksTest, RxNormCodedWarfarinWithIbuprofenGetsAnInteractionCard) {
   EXPECT_TRUE(absl::StrContains(card["detail"].get<std::string>(), "**What to do:**")) << card["detail"];
 }
 
-// The sample request for another patient, user or encounter, so that tests
-// do not share remembered cards.
-json RequestFor(const std::string& patient_id, const std::string& hook = "order-sign") {
-  json request = ReadJson("order-sign-warfarin-ibuprofen.json");
-  request["hook"] = hook;
-  request["context"]["patientId"] = patient_id;
-  request["prefetch"]["patient"]["id"] = patient_id;
-  for (const char* key : {"medications", "labs"}) {
-    for (auto& entry : request["prefetch"][key]["entry"]) {
-      entry["resource"]["subject"]["reference"] = absl::StrCat("Patient/", patient_id);
-    }
-  }
-  for (auto& entry : request["context"]["draftOrders"]["entry"]) {
-    entry["resource"]["subject"]["reference"] = absl::StrCat("Patient/", patient_id);
-  }
-  return request;
-}
-
 json MedicationRequest(const std::string& id, const std::string& status, const std::string& rxcui,
                        const std::string& display, const std::string& patient_id) {
   json coding = {{"system", "http://www.nlm.nih.gov/research/umls/rxnorm"}, {"code", rxcui}};
@@ -162,7 +122,7 @@ json MedicationRequest(const std::string& id, const std::string& status, const s
 }
 
 TEST_F(CdsHooksTest, DigoxinWithCiclosporinByIngredientCodes) {
-  json request = RequestFor("cds-pt-digoxin");
+  json request = CdsRequestFor("cds-pt-digoxin");
   request["prefetch"]["medications"]["entry"] =
       json::array({MedicationRequest("digoxin-1", "active", "3407", "digoxin", "cds-pt-digoxin")});
   request["context"]["draftOrders"]["entry"] =
@@ -177,7 +137,7 @@ TEST_F(CdsHooksTest, DigoxinWithCiclosporinByIngredientCodes) {
 }
 
 TEST_F(CdsHooksTest, AnUnknownCodeWithoutTextIsACardNeverSilence) {
-  json request = RequestFor("cds-pt-unknown");
+  json request = CdsRequestFor("cds-pt-unknown");
   request["context"]["draftOrders"]["entry"] =
       json::array({MedicationRequest("draft-x", "draft", "99999999", "", "cds-pt-unknown")});
   const auto [status, reply] = Post("vigil-order-sign", request.dump());
@@ -189,26 +149,26 @@ TEST_F(CdsHooksTest, AnUnknownCodeWithoutTextIsACardNeverSilence) {
 }
 
 TEST_F(CdsHooksTest, OrderSelectThenOrderSignDoesNotRepeatACardUnlessAsked) {
-  const json select = RequestFor("cds-pt-select", "order-select");
+  const json select = CdsRequestFor("cds-pt-select", "order-select");
   json with_selection = select;
   with_selection["context"]["selections"] = json::array({"MedicationRequest/draft-ibuprofen"});
   const auto [select_status, at_select] = Post("vigil-order-select", with_selection.dump());
   ASSERT_EQ(select_status, 200) << at_select.dump(2);
   ASSERT_FALSE(CardsAbout(at_select, "warfarin").empty()) << at_select.dump(2);
 
-  const auto [sign_status, at_sign] = Post("vigil-order-sign", RequestFor("cds-pt-select").dump());
+  const auto [sign_status, at_sign] = Post("vigil-order-sign", CdsRequestFor("cds-pt-select").dump());
   ASSERT_EQ(sign_status, 200) << at_sign.dump(2);
   EXPECT_TRUE(CardsAbout(at_sign, "warfarin").empty()) << "shown again at sign: " << at_sign.dump(2);
 
   // Opt-out per request: the extension asks for every card.
-  json repeat = RequestFor("cds-pt-select");
+  json repeat = CdsRequestFor("cds-pt-select");
   repeat["extension"] = {{"org.vigil.repeat-select-cards", true}};
   const auto [repeat_status, repeated] = Post("vigil-order-sign", repeat.dump());
   ASSERT_EQ(repeat_status, 200);
   EXPECT_FALSE(CardsAbout(repeated, "warfarin").empty()) << repeated.dump(2);
 
   // Another encounter is another ordering session: the card shows.
-  json other = RequestFor("cds-pt-select");
+  json other = CdsRequestFor("cds-pt-select");
   other["context"]["encounterId"] = "Encounter/enc-2";
   const auto [other_status, other_reply] = Post("vigil-order-sign", other.dump());
   ASSERT_EQ(other_status, 200);
@@ -216,7 +176,7 @@ TEST_F(CdsHooksTest, OrderSelectThenOrderSignDoesNotRepeatACardUnlessAsked) {
 }
 
 TEST_F(CdsHooksTest, MissingPrefetchWithoutFhirServerIs412) {
-  json request = RequestFor("cds-pt-412");
+  json request = CdsRequestFor("cds-pt-412");
   request["prefetch"].erase("medications");
   request["prefetch"]["labs"] = nullptr;
   const auto [status, reply] = Post("vigil-order-sign", request.dump());
@@ -275,7 +235,7 @@ class FakeFhirServer {
 TEST_F(CdsHooksTest, MissingPrefetchIsFetchedFromTheFhirServerWithItsToken) {
   FakeFhirServer fhir;
   ASSERT_GT(fhir.port(), 0);
-  json request = RequestFor("cds-pt-fetch");
+  json request = CdsRequestFor("cds-pt-fetch");
   request["prefetch"].erase("medications");
   request["fhirServer"] = absl::StrCat("http://127.0.0.1:", fhir.port());
   request["fhirAuthorization"] = {{"access_token", "fhir-token-123"},
@@ -298,7 +258,7 @@ TEST_F(CdsHooksTest, MalformedRequestsAre400WithAnOperationOutcomeNamingThePath)
     EXPECT_TRUE(absl::StrContains(reply["issue"][0]["diagnostics"].get<std::string>(), "not JSON"));
   }
   {
-    json request = RequestFor("cds-pt-400");
+    json request = CdsRequestFor("cds-pt-400");
     request["context"]["draftOrders"]["entry"][0]["resource"]["resourceType"] = "Observation";
     const auto [status, reply] = Post("vigil-order-sign", request.dump());
     EXPECT_EQ(status, 400) << reply.dump(2);
@@ -309,18 +269,18 @@ TEST_F(CdsHooksTest, MalformedRequestsAre400WithAnOperationOutcomeNamingThePath)
   }
   {
     // The hook must be the service's.
-    const auto [status, reply] = Post("vigil-order-select", RequestFor("cds-pt-400").dump());
+    const auto [status, reply] = Post("vigil-order-select", CdsRequestFor("cds-pt-400").dump());
     EXPECT_EQ(status, 400) << reply.dump(2);
   }
   {
-    const auto [status, reply] = Post("no-such-service", RequestFor("cds-pt-400").dump());
+    const auto [status, reply] = Post("no-such-service", CdsRequestFor("cds-pt-400").dump());
     EXPECT_EQ(status, 404) << reply.dump(2);
   }
 }
 
 TEST_F(CdsHooksTest, OverrideFeedbackIsAnAcknowledgementOnTheFeedAndADetectedIssue) {
   Subscriber subscriber(server_->address(), ::vigil::testing::From(0));
-  const auto [status, reply] = Post("vigil-order-sign", RequestFor("cds-pt-feedback").dump());
+  const auto [status, reply] = Post("vigil-order-sign", CdsRequestFor("cds-pt-feedback").dump());
   ASSERT_EQ(status, 200) << reply.dump(2);
   const auto cards = CardsAbout(reply, "warfarin");
   ASSERT_FALSE(cards.empty());
@@ -384,6 +344,32 @@ TEST_F(CdsHooksTest, OverrideFeedbackIsAnAcknowledgementOnTheFeedAndADetectedIss
   EXPECT_EQ(json::parse(after->body)["entry"].size(), 0u) << after->body;
 }
 
+// The cards shown are patient data kept in the store: deleting the patient,
+// though it was never stored, erases them, and feedback on them is refused.
+TEST_F(CdsHooksTest, DeletingAPatientErasesTheCardsShownForIt) {
+  const auto [status, reply] = Post("vigil-order-sign", CdsRequestFor("cds-pt-erase").dump());
+  ASSERT_EQ(status, 200) << reply.dump(2);
+  const auto cards = CardsAbout(reply, "warfarin");
+  ASSERT_FALSE(cards.empty()) << reply.dump(2);
+  auto patients = v1::Patients::NewStub(grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  v1::DeletePatientRequest del;
+  del.set_patient_id("cds-pt-erase");
+  v1::DeletePatientResponse deleted;
+  {
+    grpc::ClientContext context;
+    const grpc::Status erased = patients->DeletePatient(&context, del, &deleted);
+    ASSERT_TRUE(erased.ok()) << erased.error_message();
+    EXPECT_EQ(deleted.resolved_size(), 0);
+  }
+  const json feedback = {
+      {"feedback", json::array({{{"card", cards.front()["uuid"]}, {"outcome", "accepted"}}})}};
+  const auto [fb_status, fb_reply] = Post("vigil-order-sign/feedback", feedback.dump());
+  EXPECT_EQ(fb_status, 404) << fb_reply.dump(2);
+  // Nothing is left to delete.
+  grpc::ClientContext again;
+  EXPECT_EQ(patients->DeletePatient(&again, del, &deleted).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
 // With --cds_issuers_file, only an EHR with a signed token is served.
 class CdsHooksJwtTest : public ::testing::Test {
  protected:
@@ -432,7 +418,7 @@ class CdsHooksJwtTest : public ::testing::Test {
       headers.emplace("Authorization", authorization);
     }
     auto res = client.Post("/cds-services/vigil-order-sign", headers,
-                           RequestFor("cds-pt-jwt").dump(), "application/json");
+                           CdsRequestFor("cds-pt-jwt").dump(), "application/json");
     return res ? res->status : 0;
   }
 

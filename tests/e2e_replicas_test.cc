@@ -2,6 +2,7 @@
 // cluster the test starts): writes through one replica reach subscribers of
 // the others in order and once; a subscriber resumes on a third replica with
 // no gap or repeat; acknowledgements work whichever replica receives them;
+// a CDS Hooks card shown by one replica is known to the others;
 // a replica killed with SIGKILL mid-write loses nothing it acknowledged;
 // PostgreSQL restarted under load makes calls fail with UNAVAILABLE, then
 // recover, losing nothing acknowledged.
@@ -15,6 +16,8 @@
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/cds_hooks_requests.h"
 #include "tests/feed_client.h"
 #include "tests/pg_cluster.h"
 #include "tests/server_process.h"
@@ -24,7 +27,10 @@
 namespace vigil {
 namespace {
 
+using ::vigil::testing::CardsAbout;
+using ::vigil::testing::CdsRequestFor;
 using ::vigil::testing::From;
+using ::vigil::testing::PostCds;
 using ::vigil::testing::MakePatient;
 using ::vigil::testing::PgCluster;
 using ::vigil::testing::ServerProcess;
@@ -41,9 +47,10 @@ class ReplicasTest : public ::testing::Test {
     uri_ = cluster_->Uri(*db);
   }
 
-  std::unique_ptr<ServerProcess> Replica() {
-    auto server = std::make_unique<ServerProcess>(
-        std::vector<std::string>{absl::StrCat("--kb=", VIGIL_BUNDLED_KB), absl::StrCat("--db=", uri_)});
+  std::unique_ptr<ServerProcess> Replica(std::vector<std::string> more_flags = {}) {
+    std::vector<std::string> flags{absl::StrCat("--kb=", VIGIL_BUNDLED_KB), absl::StrCat("--db=", uri_)};
+    flags.insert(flags.end(), more_flags.begin(), more_flags.end());
+    auto server = std::make_unique<ServerProcess>(std::move(flags));
     EXPECT_TRUE(server->ok()) << server->log();
     return server;
   }
@@ -116,6 +123,46 @@ TEST_F(ReplicasTest, WritesThroughOneReachSubscribersOfTheOthersInOrderAndResume
   ASSERT_TRUE(on_a.WaitForEvents(1, absl::Seconds(30))) << a->log();
   EXPECT_EQ(on_a.events().front().alert_event().type(), v1::ALERT_EVENT_TYPE_ACKNOWLEDGED);
   EXPECT_EQ(on_a.events().front().event_number(), acked.event_number());
+}
+
+// CDS Hooks behind a load balancer: the card order-select showed on one
+// replica is not shown again at order-sign on another, and feedback on it is
+// accepted by a third, which acknowledges the alert for every subscriber.
+TEST_F(ReplicasTest, ACdsHooksCardShownByOneReplicaIsKnownToTheOthers) {
+  std::vector<std::unique_ptr<ServerProcess>> replicas;
+  std::vector<int> ports;
+  for (int i = 0; i < 3; ++i) {
+    replicas.push_back(Replica({"--http_listen=127.0.0.1:0"}));
+    ASSERT_TRUE(replicas.back()->ok());
+    ports.push_back(replicas.back()->LoggedPort("http_listening"));
+    ASSERT_GT(ports.back(), 0) << replicas.back()->log();
+  }
+  nlohmann::json select = CdsRequestFor("replica-cds-pt", "order-select");
+  select["context"]["selections"] = nlohmann::json::array({"MedicationRequest/draft-ibuprofen"});
+  const auto [select_status, at_select] = PostCds(ports[0], "vigil-order-select", select.dump());
+  ASSERT_EQ(select_status, 200) << at_select.dump(2);
+  const auto shown = CardsAbout(at_select, "warfarin");
+  ASSERT_FALSE(shown.empty()) << at_select.dump(2);
+
+  const auto [sign_status, at_sign] =
+      PostCds(ports[1], "vigil-order-sign", CdsRequestFor("replica-cds-pt").dump());
+  ASSERT_EQ(sign_status, 200) << at_sign.dump(2);
+  EXPECT_TRUE(CardsAbout(at_sign, "warfarin").empty()) << "shown again on another replica: " << at_sign.dump(2);
+
+  Subscriber on_a(replicas[0]->address(), From(0));
+  const nlohmann::json feedback = {
+      {"feedback",
+       nlohmann::json::array({{{"card", shown.front()["uuid"]},
+                               {"outcome", "overridden"},
+                               {"overrideReason",
+                                {{"reason", {{"system", "urn:vigil:v1:override-reason"}, {"code", "will-monitor"}}}}}}})}};
+  const auto [fb_status, fb_reply] = PostCds(ports[2], "vigil-order-select/feedback", feedback.dump());
+  ASSERT_EQ(fb_status, 200) << fb_reply.dump(2);
+  ASSERT_TRUE(on_a.WaitForEvents(1, absl::Seconds(30))) << replicas[0]->log();
+  const v1::AlertEvent event = on_a.events().front().alert_event();  // events() is a copy
+  EXPECT_EQ(event.type(), v1::ALERT_EVENT_TYPE_ACKNOWLEDGED);
+  EXPECT_EQ(event.patient_id(), "replica-cds-pt");
+  EXPECT_EQ(event.acknowledgement().reason().code(), "will-monitor");
 }
 
 TEST_F(ReplicasTest, AReplicaKilledMidWriteLosesNothingItAcknowledged) {

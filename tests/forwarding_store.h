@@ -34,6 +34,19 @@ class ForwardingStore : public Store {
   absl::StatusOr<std::vector<v1::AuditEvent>> ReadAudit(int64_t after_id, int limit) override {
     return real_->ReadAudit(after_id, limit);
   }
+  absl::Status RememberCards(const std::vector<ShownCard>& cards, absl::Time now) override {
+    return real_->RememberCards(cards, now);
+  }
+  absl::StatusOr<std::optional<ShownCard>> FindCard(const std::string& uuid, absl::Time now) override {
+    return real_->FindCard(uuid, now);
+  }
+  absl::StatusOr<std::optional<std::string>> SelectFingerprint(const std::string& select_key,
+                                                               absl::Time now) override {
+    return real_->SelectFingerprint(select_key, now);
+  }
+  absl::StatusOr<int64_t> ForgetCards(const std::string& patient_id) override {
+    return real_->ForgetCards(patient_id);
+  }
   bool shared() const override { return real_->shared(); }
   absl::Status WaitForOtherWriters(absl::Duration timeout) override { return real_->WaitForOtherWriters(timeout); }
 

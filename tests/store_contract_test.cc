@@ -379,6 +379,88 @@ TEST_P(StoreContractTest, CommittedAuditRecordsAreReadBackAndSynced) {
   EXPECT_EQ(reopened->ReadAudit(0, 1000)->size(), 302u);
 }
 
+ShownCard Card(const std::string& uuid, const std::string& patient_id, const std::string& select_key,
+               const std::string& fingerprint, absl::Time expires) {
+  ShownCard card;
+  card.uuid = uuid;
+  card.patient_id = patient_id;
+  card.user_id = "Practitioner/example";
+  card.select_key = select_key;
+  card.fingerprint = fingerprint;
+  card.alert.set_id(absl::StrCat("al-", uuid));
+  card.alert.set_summary("Warfarin with ibuprofen: bleeding risk.");
+  card.alert.add_drug_ids("warfarin");
+  card.expires = expires;
+  return card;
+}
+
+// Cards shown by CDS Hooks are found by uuid and by select key until they
+// expire, read back whole, replaced by uuid, forgotten once expired, and
+// erased with their patient, as patient data.
+TEST_P(StoreContractTest, CardsAreRememberedUntilTheyExpireAndErasedWithTheirPatient) {
+  const absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
+  const absl::Time expires = t0 + absl::Hours(2);
+  ASSERT_TRUE(store_->RememberCards({Card("u1", "p", "user|p|enc|al-1", "fp-1", expires),
+                                     Card("u2", "p", "", "fp-2", expires), Card("u3", "q", "", "fp-3", expires)},
+                                    t0)
+                  .ok());
+  auto found = store_->FindCard("u1", t0 + absl::Minutes(1));
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->uuid, "u1");
+  EXPECT_EQ((*found)->patient_id, "p");
+  EXPECT_EQ((*found)->user_id, "Practitioner/example");
+  EXPECT_EQ((*found)->select_key, "user|p|enc|al-1");
+  EXPECT_EQ((*found)->fingerprint, "fp-1");
+  EXPECT_EQ((*found)->alert.id(), "al-u1");
+  EXPECT_EQ((*found)->alert.summary(), "Warfarin with ibuprofen: bleeding risk.");
+  EXPECT_EQ((*found)->expires, expires);
+  EXPECT_FALSE(store_->FindCard("unknown", t0)->has_value());
+  // Expired: not found, though not yet deleted.
+  EXPECT_FALSE(store_->FindCard("u1", expires)->has_value());
+
+  // The select key names the fingerprint remembered last.
+  EXPECT_EQ(store_->SelectFingerprint("user|p|enc|al-1", t0)->value_or(""), "fp-1");
+  ASSERT_TRUE(
+      store_->RememberCards({Card("u4", "p", "user|p|enc|al-1", "fp-4", expires + absl::Minutes(5))}, t0).ok());
+  EXPECT_EQ(store_->SelectFingerprint("user|p|enc|al-1", t0)->value_or(""), "fp-4");
+  EXPECT_FALSE(store_->SelectFingerprint("user|p|enc|al-1", expires + absl::Minutes(5))->has_value());
+
+  // The same uuid again replaces the card.
+  ASSERT_TRUE(store_->RememberCards({Card("u2", "p", "", "fp-2b", expires)}, t0).ok());
+  EXPECT_EQ(store_->FindCard("u2", t0)->value().fingerprint, "fp-2b");
+
+  // Writing cards later deletes those expired by then: a lookup as of an
+  // earlier time no longer finds them.
+  ASSERT_TRUE(store_->RememberCards({Card("u5", "q", "", "fp-5", expires + absl::Hours(2))}, expires).ok());
+  EXPECT_FALSE(store_->FindCard("u1", t0)->has_value());
+  EXPECT_FALSE(store_->FindCard("u3", t0)->has_value());
+  EXPECT_TRUE(store_->FindCard("u4", t0)->has_value());
+
+  // Deleting a stored patient erases its cards; ForgetCards erases those
+  // of a patient the store holds nothing else of.
+  ASSERT_TRUE(store_->Commit(PutChange("p", 0, 1)).ok());
+  PatientChange del;
+  del.op = PatientChange::Op::kDelete;
+  del.patient_id = "p";
+  del.expected_revision = 1;
+  ASSERT_TRUE(store_->Commit(del).ok());
+  EXPECT_FALSE(store_->FindCard("u4", t0)->has_value());
+  EXPECT_TRUE(store_->FindCard("u5", t0)->has_value());
+  auto forgot = store_->ForgetCards("q");
+  ASSERT_TRUE(forgot.ok()) << forgot.status();
+  EXPECT_EQ(*forgot, 1);
+  EXPECT_FALSE(store_->FindCard("u5", t0)->has_value());
+  EXPECT_EQ(*store_->ForgetCards("q"), 0);
+
+  // Remembered cards survive a reopen (a restart of the server).
+  ASSERT_TRUE(store_->RememberCards({Card("u6", "r", "", "fp-6", expires)}, t0).ok());
+  store_.reset();
+  store_ = Open();
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(store_->FindCard("u6", t0)->value_or(ShownCard()).fingerprint, "fp-6");
+}
+
 TEST_P(StoreContractTest, ReopenedStoreSeesCommittedData) {
   ASSERT_TRUE(store_->Commit(PutChange("a", 0, 2)).ok());
   v1::AuditEvent e;

@@ -276,7 +276,7 @@ TEST(SqliteStoreTest, MigrationToFixedV1MovesStoredTimesAndOriginsIntoTheirNewFi
   LegacyHex(event.mutable_alert(), {{13, "curated"}});
   const std::string event_hex = LegacyHex(&event, {{4, "2026-11-27T04:27:10.5Z"}});
   Exec(path, absl::StrCat("UPDATE alerts SET data = X'", alert_hex, "'; UPDATE events SET data = X'", event_hex,
-                          "'; PRAGMA user_version = 4;")
+                          "'; DROP TABLE cds_cards; PRAGMA user_version = 4;")
                  .c_str());
 
   auto store = SqliteStore::Open(path);

@@ -203,8 +203,23 @@ absl::StatusOr<v1::DeletePatientResponse> PatientRegistry::DeletePatient(const s
     return state.status();
   }
   // A patient who was never stored may still have alerts: those
-  // acknowledged on a CDS Hooks card (AcknowledgeShown). They are erased too.
+  // acknowledged on a CDS Hooks card (AcknowledgeShown). They are erased too,
+  // and so are the cards shown for the patient (the commit erases them).
   if (!state->exists && state->alerts.empty()) {
+    auto forgot = store_->ForgetCards(patient_id);
+    if (!forgot.ok()) {
+      return forgot.status();
+    }
+    if (*forgot > 0) {
+      // Only cards were held, now erased: no event is written.
+      auto latest = store_->LatestEventNumber();
+      if (!latest.ok()) {
+        return latest.status();
+      }
+      v1::DeletePatientResponse response;
+      response.set_last_event_number(*latest);
+      return response;
+    }
     return absl::NotFoundError(absl::StrCat("patient_id: no stored patient '", patient_id.substr(0, 128), "'"));
   }
   PatientChange change;

@@ -142,11 +142,12 @@ bool WantsRepeat(absl::string_view body) {
 
 }  // namespace
 
-CdsHooks::CdsHooks(CdsHooksOptions options, const KnowledgeBaseHolder* kb, PatientRegistry* registry,
+CdsHooks::CdsHooks(CdsHooksOptions options, const KnowledgeBaseHolder* kb, PatientRegistry* registry, Store* store,
                    AuditLog* audit, const Authenticator* auth, CdsJwtVerifier* jwt, FhirFetch fetch)
     : options_(std::move(options)),
       kb_(kb),
       registry_(registry),
+      store_(store),
       audit_(audit),
       auth_(auth),
       jwt_(jwt),
@@ -188,28 +189,15 @@ void CdsHooks::Audit(absl::string_view method, v1::AuditAction action, const std
   audit_->Record(std::move(event), nullptr);
 }
 
-void CdsHooks::Remember(const std::string& uuid, Shown shown) {
-  absl::MutexLock lock(&mu_);
-  const absl::Time now = absl::Now();
-  while (!expiry_.empty() && (expiry_.front().first <= now || expiry_.size() >= options_.max_remembered_cards)) {
-    auto it = cards_.find(expiry_.front().second);
-    if (it != cards_.end() && it->second.expires <= expiry_.front().first) {
-      shown_at_select_.erase(it->second.select_key);
-      cards_.erase(it);
-    }
-    expiry_.pop_front();
-  }
-  expiry_.emplace_back(shown.expires, uuid);
-  if (!shown.select_key.empty()) {
-    shown_at_select_[shown.select_key] = shown.fingerprint;
-  }
-  cards_[uuid] = std::move(shown);
-}
-
 bool CdsHooks::ShownAtSelect(const std::string& select_key, const std::string& fingerprint) {
-  absl::MutexLock lock(&mu_);
-  auto it = shown_at_select_.find(select_key);
-  return it != shown_at_select_.end() && it->second == fingerprint;
+  auto shown = store_->SelectFingerprint(select_key, absl::Now());
+  if (!shown.ok()) {
+    // Shown again rather than hidden: a repeated card is a nuisance, a
+    // missing one could be harm.
+    LogError("cds_card_lookup_failed", {{"reason", std::string(shown.status().message())}});
+    return false;
+  }
+  return shown->has_value() && **shown == fingerprint;
 }
 
 namespace {
@@ -297,19 +285,28 @@ HttpReply CdsHooks::Call(absl::string_view service_id, absl::string_view body, a
   const bool at_sign = request->hook == fhir::kOrderSign;
   const bool repeat = at_sign && WantsRepeat(body);
   json cards = json::array();
-  const absl::Time expires = absl::Now() + options_.card_memory;
+  const absl::Time now = absl::Now();
+  std::vector<ShownCard> shown;
   for (auto& alert : result.alerts) {
-    const std::string select_key =
+    std::string select_key =
         absl::StrCat(request->user_id, "\x1f", request->patient_id, "\x1f", request->encounter_id, "\x1f", alert.id());
     std::string fingerprint = PatientRegistry::Fingerprint(alert);
     if (at_sign && !repeat && ShownAtSelect(select_key, fingerprint)) {
       continue;
     }
     json card = fhir::CardFromAlert(alert, request->draft_orders);
-    Shown shown{std::move(alert), request->patient_id, request->user_id, at_sign ? "" : select_key,
-                std::move(fingerprint), expires};
-    Remember(card["uuid"].get<std::string>(), std::move(shown));
+    shown.push_back(ShownCard{card["uuid"].get<std::string>(), request->patient_id, request->user_id,
+                              at_sign ? "" : std::move(select_key), std::move(fingerprint), std::move(alert),
+                              now + options_.card_memory});
     cards.push_back(std::move(card));
+  }
+  if (!shown.empty()) {
+    // The cards go out even when they cannot be remembered: feedback on them
+    // is then refused, and order-sign shows them again.
+    if (auto st = store_->RememberCards(shown, now); !st.ok()) {
+      LogError("cds_cards_not_remembered", {{"cards", std::to_string(shown.size())},
+                                            {"reason", std::string(st.message())}});
+    }
   }
   Audit(method, v1::AUDIT_ACTION_EXECUTE, *agent, peer, request->patient_id, "", absl::OkStatus());
   return JsonReply(200, {{"cards", std::move(cards)}});
@@ -399,18 +396,20 @@ HttpReply CdsHooks::Feedback(absl::string_view service_id, absl::string_view bod
     return FromStatus(items.status());
   }
   // Every card must be known before any acknowledgement is recorded.
-  std::vector<Shown> shown;
-  {
-    absl::MutexLock lock(&mu_);
-    for (size_t i = 0; i < items->size(); ++i) {
-      auto it = cards_.find((*items)[i].uuid);
-      if (it == cards_.end()) {
-        return Outcome(404, "not-found",
-                       absl::StrCat("feedback[", i, "].card: no card '", (*items)[i].uuid.substr(0, 64),
-                                    "' was returned by this server recently"));
-      }
-      shown.push_back(it->second);
+  std::vector<ShownCard> shown;
+  const absl::Time now = absl::Now();
+  for (size_t i = 0; i < items->size(); ++i) {
+    auto card = store_->FindCard((*items)[i].uuid, now);
+    if (!card.ok()) {
+      return FromStatus(card.status());
     }
+    if (!card->has_value()) {
+      return Outcome(404, "not-found",
+                     absl::StrCat("feedback[", i, "].card: no card '", (*items)[i].uuid.substr(0, 64),
+                                  "' was returned by this service in the last ",
+                                  absl::FormatDuration(options_.card_memory)));
+    }
+    shown.push_back(**std::move(card));
   }
   const std::string method = absl::StrCat("cds-hooks/", service_id, "/feedback");
   for (size_t i = 0; i < items->size(); ++i) {

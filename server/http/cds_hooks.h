@@ -6,21 +6,18 @@
 #ifndef VIGIL_SERVER_HTTP_CDS_HOOKS_H_
 #define VIGIL_SERVER_HTTP_CDS_HOOKS_H_
 
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/feed/registry.h"
 #include "server/kb/holder.h"
 #include "server/security/auth.h"
 #include "server/security/jwt.h"
 #include "server/store/audit_log.h"
+#include "server/store/store.h"
 #include "vigil/v1/alert.pb.h"
 
 namespace vigil {
@@ -39,10 +36,10 @@ struct CdsHooksOptions {
   // The service's public base URL, such as "https://vigil.example.org:8443".
   // A token's `aud` must be <base_url>/cds-services/<service id>.
   std::string base_url;
-  // How long a card shown at order-select is remembered so that order-sign
-  // does not show it again, and feedback can name it; how many are kept.
+  // How long a card is remembered in the store (Store::RememberCards), by
+  // every server sharing it, so that order-sign does not show again what
+  // order-select showed, and feedback can name it.
   absl::Duration card_memory = absl::Hours(2);
-  size_t max_remembered_cards = 100000;
 };
 
 class CdsHooks {
@@ -50,8 +47,9 @@ class CdsHooks {
   // `jwt` null: no CDS client is trusted by token (development mode when
   // `auth` is in development mode too; the listener is loopback only then).
   // `auth` authorizes the FHIR read (the tokens of the gRPC API).
-  CdsHooks(CdsHooksOptions options, const KnowledgeBaseHolder* kb, PatientRegistry* registry, AuditLog* audit,
-           const Authenticator* auth, CdsJwtVerifier* jwt, FhirFetch fetch);
+  // Cards shown are remembered in `store`, the registry's.
+  CdsHooks(CdsHooksOptions options, const KnowledgeBaseHolder* kb, PatientRegistry* registry, Store* store,
+           AuditLog* audit, const Authenticator* auth, CdsJwtVerifier* jwt, FhirFetch fetch);
 
   // Sets the base URL tokens must name (before the first call).
   void set_base_url(std::string base_url) { options_.base_url = std::move(base_url); }
@@ -68,24 +66,13 @@ class CdsHooks {
   // patient's active alerts as DetectedIssue.
   HttpReply DetectedIssues(absl::string_view patient_id, absl::string_view authorization, absl::string_view peer);
 
-  // A card the service answered with, for feedback and for order-sign.
-  struct Shown {
-    v1::Alert alert;
-    std::string patient_id;
-    // context.userId of the hook call (the clinician who saw the card).
-    std::string user_id;
-    // user|patient|encounter|alert id, and the facts' fingerprint, when
-    // shown at order-select.
-    std::string select_key;
-    std::string fingerprint;
-    absl::Time expires;
-  };
-
  private:
   // Who called: the token's issuer and subject, or "development".
   absl::StatusOr<std::string> Authenticate(absl::string_view service_id, absl::string_view authorization,
                                            absl::string_view peer);
-  void Remember(const std::string& uuid, Shown shown);
+  // Whether the card remembered last for `select_key` (at order-select)
+  // showed these facts. When the store cannot say, false: the card is shown
+  // again rather than hidden.
   bool ShownAtSelect(const std::string& select_key, const std::string& fingerprint);
   void Audit(absl::string_view method, v1::AuditAction action, const std::string& agent, absl::string_view peer,
              absl::string_view patient_id, absl::string_view alert_id, const absl::Status& status);
@@ -93,17 +80,11 @@ class CdsHooks {
   CdsHooksOptions options_;
   const KnowledgeBaseHolder* const kb_;
   PatientRegistry* const registry_;
+  Store* const store_;
   AuditLog* const audit_;
   const Authenticator* const auth_;
   CdsJwtVerifier* const jwt_;
   const FhirFetch fetch_;
-
-  absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Shown> cards_ ABSL_GUARDED_BY(mu_);
-  // select key -> fingerprint of the facts shown at order-select.
-  absl::flat_hash_map<std::string, std::string> shown_at_select_ ABSL_GUARDED_BY(mu_);
-  // (expiry, uuid) in the order remembered.
-  std::deque<std::pair<absl::Time, std::string>> expiry_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace vigil

@@ -489,8 +489,8 @@ absl::Status Server::Parts::StartHttpListener() {
   gateway_options.listen = options.http_listen;
   gateway_options.tls_cert = options.tls_cert;
   gateway_options.tls_key = options.tls_key;
-  cds_hooks = std::make_unique<CdsHooks>(hooks_options, kb.get(), registry.get(), audit.get(), &auth, cds_jwt.get(),
-                                         HttpGateway::MakeFetch(gateway_options.fetch_timeout));
+  cds_hooks = std::make_unique<CdsHooks>(hooks_options, kb.get(), registry.get(), store.get(), audit.get(), &auth,
+                                         cds_jwt.get(), HttpGateway::MakeFetch(gateway_options.fetch_timeout));
   ui = std::make_unique<Ui>(UiOptions(), kb.get(), registry.get(), hub.get(), store.get(), audit.get(), &auth);
   gateway_options.routes.push_back([u = ui.get()](httplib::Server& http) { u->Register(http); });
   auto gateway = HttpGateway::Start(gateway_options, cds_hooks.get());

@@ -4,14 +4,14 @@
 //   vigil-migrate SQLITE_FILE POSTGRES_URI
 //
 // The SQLite file is first opened as the server opens it (SqliteStore::Open:
-// an older schema is upgraded to version 5 in place) and the target as the
+// an older schema is upgraded to the latest in place) and the target as the
 // server opens it (PostgresStore::Open creates or checks its schema), so
 // that this tool holds no copy of either schema. Then, in ONE PostgreSQL
 // transaction, with the Vigil tables locked against writers:
 //   1. the target must hold no Vigil data (no rows, counters at 0), else
 //      nothing is written;
-//   2. patients, patient_revisions, alerts, events (tombstones included) and
-//      the audit trail are copied with COPY, every column as stored (the
+//   2. patients, patient_revisions, alerts, events (tombstones included),
+//      the CDS Hooks cards remembered and the audit trail are copied with COPY, every column as stored (the
 //      serialized protos byte for byte, event numbers and audit ids kept);
 //   3. the event and audit counters are set to the copied maxima, so that
 //      the next commit numbers event N+1 and audit record M+1;
@@ -77,6 +77,10 @@ const std::vector<Table>& Tables() {
        {{"event_number", Kind::kInt}, {"patient_id", Kind::kText}, {"type", Kind::kInt}, {"alert_id", Kind::kText},
         {"data", Kind::kBlob}, {"event_time", Kind::kText}},
        "event_number", true, "data"},
+      {"cds_cards",
+       {{"uuid", Kind::kText}, {"patient_id", Kind::kText}, {"user_id", Kind::kText}, {"select_key", Kind::kText},
+        {"fingerprint", Kind::kText}, {"alert", Kind::kBlob}, {"expires", Kind::kInt}},
+       "uuid", false, "alert"},
       {"audit",
        {{"id", Kind::kInt}, {"recorded_time", Kind::kText}, {"action", Kind::kText}, {"method", Kind::kText},
         {"agent", Kind::kText}, {"peer", Kind::kText}, {"patient_id", Kind::kText}, {"outcome", Kind::kText},

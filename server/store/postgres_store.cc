@@ -168,6 +168,22 @@ CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
 CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
   FOR EACH STATEMENT EXECUTE FUNCTION vigil_audit_append_only();
 )sql",
+    // 1 -> 2: CDS Hooks cards shown, remembered for feedback and order-sign
+    // by every replica (Store::RememberCards).
+    R"sql(
+CREATE TABLE cds_cards (
+  uuid TEXT PRIMARY KEY,
+  patient_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  select_key TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  alert BYTEA NOT NULL,
+  expires BIGINT NOT NULL
+);
+CREATE INDEX cds_cards_by_select_key ON cds_cards(select_key, expires);
+CREATE INDEX cds_cards_by_patient ON cds_cards(patient_id);
+CREATE INDEX cds_cards_by_expiry ON cds_cards(expires);
+)sql",
 };
 constexpr int kLatest = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
 static_assert(kLatest == PostgresStore::kSchemaVersion, "a migration per schema version");
@@ -745,7 +761,8 @@ absl::Status PostgresStore::AppendEventsLocked(const PatientChange& change, Comm
 }
 
 absl::Status PostgresStore::ErasePatientLocked(const std::string& patient_id) {
-  for (const char* sql : {"DELETE FROM patients WHERE id = $1", "DELETE FROM alerts WHERE patient_id = $1"}) {
+  for (const char* sql : {"DELETE FROM patients WHERE id = $1", "DELETE FROM alerts WHERE patient_id = $1",
+                          "DELETE FROM cds_cards WHERE patient_id = $1"}) {
     if (auto deleted = Run("cannot delete the patient", sql, PgParams().Text(patient_id)); !deleted.ok()) {
       return deleted.status();
     }
@@ -859,6 +876,112 @@ absl::Status PostgresStore::AppendAudit(const std::vector<v1::AuditEvent>& event
     return st;
   }
   return CommitTransactionLocked("cannot commit to the audit trail");
+}
+
+absl::Status PostgresStore::RememberCards(const std::vector<ShownCard>& cards, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  if (auto st = BeginLocked("cannot remember cards"); !st.ok()) {
+    return st;
+  }
+  // Without waiting for the WAL flush, as audit records of checks (see
+  // Store::RememberCards).
+  auto write = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+    if (auto set = Run("cannot remember cards", "SET LOCAL synchronous_commit TO off"); !set.ok()) {
+      return set.status();
+    }
+    if (auto forgot = Run("cannot forget expired cards", "DELETE FROM cds_cards WHERE expires <= $1",
+                          PgParams().Int(absl::ToUnixMicros(now)));
+        !forgot.ok()) {
+      return forgot.status();
+    }
+    for (const ShownCard& card : cards) {
+      auto inserted = Run("cannot remember a card",
+                          "INSERT INTO cds_cards(uuid, patient_id, user_id, select_key, fingerprint, alert, expires) "
+                          "VALUES($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (uuid) DO UPDATE SET "
+                          "patient_id = excluded.patient_id, user_id = excluded.user_id, "
+                          "select_key = excluded.select_key, fingerprint = excluded.fingerprint, "
+                          "alert = excluded.alert, expires = excluded.expires",
+                          PgParams()
+                              .Text(card.uuid)
+                              .Text(card.patient_id)
+                              .Text(card.user_id)
+                              .Text(card.select_key)
+                              .Text(card.fingerprint)
+                              .Bytes(card.alert.SerializeAsString())
+                              .Int(absl::ToUnixMicros(card.expires)));
+      if (!inserted.ok()) {
+        return inserted.status();
+      }
+    }
+    return absl::OkStatus();
+  };
+  if (auto st = write(); !st.ok()) {
+    RollbackLocked();
+    return st;
+  }
+  return CommitTransactionLocked("cannot remember cards");
+}
+
+absl::StatusOr<std::optional<ShownCard>> PostgresStore::FindCard(const std::string& uuid, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  if (auto st = EnsureConnectedLocked(); !st.ok()) {
+    return st;
+  }
+  auto found = Run("cannot look the card up",
+                   "SELECT patient_id, user_id, select_key, fingerprint, alert, expires::bigint FROM cds_cards "
+                   "WHERE uuid = $1 AND expires > $2",
+                   PgParams().Text(uuid).Int(absl::ToUnixMicros(now)));
+  if (!found.ok()) {
+    return found.status();
+  }
+  if (found->rows() == 0) {
+    return std::optional<ShownCard>();
+  }
+  ShownCard card;
+  card.uuid = uuid;
+  card.patient_id = found->Bytes(0, 0);
+  card.user_id = found->Bytes(0, 1);
+  card.select_key = found->Bytes(0, 2);
+  card.fingerprint = found->Bytes(0, 3);
+  if (!card.alert.ParseFromString(found->Bytes(0, 4))) {
+    return absl::DataLossError(absl::StrCat("database ", name_, ": the alert of a card cannot be parsed"));
+  }
+  card.expires = absl::FromUnixMicros(found->Int(0, 5));
+  return std::optional<ShownCard>(std::move(card));
+}
+
+absl::StatusOr<int64_t> PostgresStore::ForgetCards(const std::string& patient_id) {
+  absl::MutexLock lock(&mu_);
+  if (auto st = EnsureConnectedLocked(); !st.ok()) {
+    return st;
+  }
+  auto forgot = Run("cannot forget the patient's cards",
+                    "WITH gone AS (DELETE FROM cds_cards WHERE patient_id = $1 RETURNING 1) "
+                    "SELECT COUNT(*)::bigint FROM gone",
+                    PgParams().Text(patient_id));
+  if (!forgot.ok()) {
+    return forgot.status();
+  }
+  return forgot->Int(0, 0);
+}
+
+absl::StatusOr<std::optional<std::string>> PostgresStore::SelectFingerprint(const std::string& select_key,
+                                                                            absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  if (auto st = EnsureConnectedLocked(); !st.ok()) {
+    return st;
+  }
+  auto found = Run("cannot look the card up",
+                   "SELECT fingerprint FROM cds_cards WHERE select_key = $1 AND expires > $2 "
+                   "ORDER BY expires DESC LIMIT 1",
+                   PgParams().Text(select_key).Int(absl::ToUnixMicros(now)));
+  if (!found.ok()) {
+    return found.status();
+  }
+  if (found->rows() == 0) {
+    return std::optional<std::string>();
+  }
+  return std::optional<std::string>(found->Bytes(0, 0));
 }
 
 absl::Status PostgresStore::SyncAudit() {

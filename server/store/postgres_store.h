@@ -34,7 +34,7 @@ class PostgresStore final : public Store {
  public:
   // The schema version this build writes. Older databases are migrated when
   // opened; a database from a newer version is refused.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Connects to the database at `uri` (any libpq connection URI, e.g.
   // postgresql://vigil@db.example:5432/vigil?sslmode=require) and migrates
@@ -48,6 +48,11 @@ class PostgresStore final : public Store {
   absl::StatusOr<PatientState> LoadPatient(const std::string& patient_id) override;
   absl::StatusOr<CommitResult> Commit(const PatientChange& change) override;
   absl::StatusOr<std::optional<std::string>> FindAlertPatient(const std::string& alert_id) override;
+  absl::Status RememberCards(const std::vector<ShownCard>& cards, absl::Time now) override;
+  absl::StatusOr<std::optional<ShownCard>> FindCard(const std::string& uuid, absl::Time now) override;
+  absl::StatusOr<std::optional<std::string>> SelectFingerprint(const std::string& select_key,
+                                                               absl::Time now) override;
+  absl::StatusOr<int64_t> ForgetCards(const std::string& patient_id) override;
   absl::StatusOr<std::vector<StoredEvent>> ReadEvents(int64_t after, int limit) override;
   absl::StatusOr<int64_t> LatestEventNumber() override;
   absl::Status Health() override;

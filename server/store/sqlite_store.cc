@@ -80,6 +80,22 @@ ALTER TABLE audit ADD COLUMN certificate_subject TEXT NOT NULL DEFAULT '';
     // rule origin as an enum: the stored alerts and events are rewritten
     // (UpgradeBlobsToFixedV1, run with this step).
     "",
+    // 5 -> 6: CDS Hooks cards shown, remembered for feedback and order-sign
+    // by every server sharing the store (Store::RememberCards).
+    R"sql(
+CREATE TABLE cds_cards (
+  uuid TEXT PRIMARY KEY,
+  patient_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  select_key TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  alert BLOB NOT NULL,
+  expires INTEGER NOT NULL
+);
+CREATE INDEX cds_cards_by_select_key ON cds_cards(select_key, expires);
+CREATE INDEX cds_cards_by_patient ON cds_cards(patient_id);
+CREATE INDEX cds_cards_by_expiry ON cds_cards(expires);
+)sql",
 };
 
 // The fields vigil.v1 changed when it was fixed, as they are found in blobs
@@ -615,7 +631,8 @@ absl::StatusOr<CommitResult> SqliteStore::CommitLocked(const PatientChange& chan
 }
 
 absl::Status SqliteStore::ErasePatientLocked(const std::string& patient_id) {
-  for (const char* sql : {"DELETE FROM patients WHERE id = ?", "DELETE FROM alerts WHERE patient_id = ?"}) {
+  for (const char* sql : {"DELETE FROM patients WHERE id = ?", "DELETE FROM alerts WHERE patient_id = ?",
+                          "DELETE FROM cds_cards WHERE patient_id = ?"}) {
     Statement st(statements_.get(), sql);
     st.Bind(1, patient_id);
     if (const int rc = st.Step(); rc != SQLITE_DONE) {
@@ -698,26 +715,117 @@ absl::Status SqliteStore::AppendAudit(const std::vector<v1::AuditEvent>& events,
     return absl::OkStatus();
   }
   absl::MutexLock lock(&mu_);
+  if (durability == AuditDurability::kCommitted) {
+    return UnflushedLocked([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return AppendAuditLocked(events); });
+  }
+  return AppendAuditLocked(events);
+}
+
+absl::Status SqliteStore::UnflushedLocked(const std::function<absl::Status()>& write) {
   // In WAL mode, synchronous=NORMAL commits without an fsync: the frames are
   // in the WAL file, safe from a crash of this process, and reach the disk
   // with the next commit made under synchronous=FULL (every other write of
   // this store) or SyncAudit. Outside WAL mode NORMAL could corrupt the file
-  // on a power loss, so every append is synced there.
-  const bool deferred = durability == AuditDurability::kCommitted && wal_;
-  if (deferred) {
-    if (auto st = Exec("PRAGMA synchronous=NORMAL"); !st.ok()) {
+  // on a power loss, so every write is synced there.
+  if (!wal_) {
+    return write();
+  }
+  if (auto st = Exec("PRAGMA synchronous=NORMAL"); !st.ok()) {
+    return st;
+  }
+  const absl::Status written = write();
+  // Back to FULL before the lock is released: patient writes stay synced.
+  if (auto st = Exec("PRAGMA synchronous=FULL"); !st.ok()) {
+    LogError("sqlite_synchronous_not_restored", {{"database", path_}, {"reason", std::string(st.message())}});
+    return st;
+  }
+  return written;
+}
+
+absl::Status SqliteStore::RememberCards(const std::vector<ShownCard>& cards, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  return UnflushedLocked([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (auto st = Exec("BEGIN IMMEDIATE"); !st.ok()) {
       return st;
     }
-  }
-  const absl::Status appended = AppendAuditLocked(events);
-  if (deferred) {
-    // Back to FULL before the lock is released: patient writes stay synced.
-    if (auto st = Exec("PRAGMA synchronous=FULL"); !st.ok()) {
-      LogError("sqlite_synchronous_not_restored", {{"database", path_}, {"reason", std::string(st.message())}});
-      return st;
+    auto write = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+      Statement forget(statements_.get(), "DELETE FROM cds_cards WHERE expires <= ?");
+      forget.Bind(1, absl::ToUnixMicros(now));
+      if (const int rc = forget.Step(); rc != SQLITE_DONE) {
+        return StatusFor(rc, db_, path_, "cannot forget expired cards");
+      }
+      Statement insert(statements_.get(),
+                       "INSERT OR REPLACE INTO cds_cards(uuid, patient_id, user_id, select_key, fingerprint, alert, "
+                       "expires) VALUES(?, ?, ?, ?, ?, ?, ?)");
+      for (const ShownCard& card : cards) {
+        insert.Reset();
+        insert.Bind(1, card.uuid).Bind(2, card.patient_id).Bind(3, card.user_id).Bind(4, card.select_key)
+            .Bind(5, card.fingerprint).BindBlob(6, card.alert.SerializeAsString())
+            .Bind(7, absl::ToUnixMicros(card.expires));
+        if (const int rc = insert.Step(); rc != SQLITE_DONE) {
+          return StatusFor(rc, db_, path_, "cannot remember a card");
+        }
+      }
+      return Exec("COMMIT");
+    };
+    absl::Status status = write();
+    if (!status.ok()) {
+      Exec("ROLLBACK").IgnoreError();
     }
+    return status;
+  });
+}
+
+absl::StatusOr<std::optional<ShownCard>> SqliteStore::FindCard(const std::string& uuid, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  Statement st(statements_.get(),
+               "SELECT patient_id, user_id, select_key, fingerprint, alert, expires FROM cds_cards "
+               "WHERE uuid = ? AND expires > ?");
+  st.Bind(1, uuid).Bind(2, absl::ToUnixMicros(now));
+  const int rc = st.Step();
+  if (rc == SQLITE_DONE) {
+    return std::optional<ShownCard>();
   }
-  return appended;
+  if (rc != SQLITE_ROW) {
+    return StatusFor(rc, db_, path_, "cannot look the card up");
+  }
+  ShownCard card;
+  card.uuid = uuid;
+  card.patient_id = st.Text(0);
+  card.user_id = st.Text(1);
+  card.select_key = st.Text(2);
+  card.fingerprint = st.Text(3);
+  if (!card.alert.ParseFromString(st.Blob(4))) {
+    return absl::DataLossError(absl::StrCat("database ", path_, ": the alert of a card cannot be parsed"));
+  }
+  card.expires = absl::FromUnixMicros(st.Int(5));
+  return std::optional<ShownCard>(std::move(card));
+}
+
+absl::StatusOr<int64_t> SqliteStore::ForgetCards(const std::string& patient_id) {
+  absl::MutexLock lock(&mu_);
+  Statement st(statements_.get(), "DELETE FROM cds_cards WHERE patient_id = ?");
+  st.Bind(1, patient_id);
+  if (const int rc = st.Step(); rc != SQLITE_DONE) {
+    return StatusFor(rc, db_, path_, "cannot forget the patient's cards");
+  }
+  return static_cast<int64_t>(sqlite3_changes(db_));
+}
+
+absl::StatusOr<std::optional<std::string>> SqliteStore::SelectFingerprint(const std::string& select_key,
+                                                                          absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  Statement st(statements_.get(),
+               "SELECT fingerprint FROM cds_cards WHERE select_key = ? AND expires > ? ORDER BY expires DESC LIMIT 1");
+  st.Bind(1, select_key).Bind(2, absl::ToUnixMicros(now));
+  const int rc = st.Step();
+  if (rc == SQLITE_ROW) {
+    return std::optional<std::string>(st.Text(0));
+  }
+  if (rc != SQLITE_DONE) {
+    return StatusFor(rc, db_, path_, "cannot look the card up");
+  }
+  return std::optional<std::string>();
 }
 
 absl::Status SqliteStore::AppendAuditLocked(const std::vector<v1::AuditEvent>& events) {

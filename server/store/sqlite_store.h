@@ -3,6 +3,7 @@
 #ifndef VIGIL_SERVER_STORE_SQLITE_STORE_H_
 #define VIGIL_SERVER_STORE_SQLITE_STORE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -21,7 +22,7 @@ class SqliteStore final : public Store {
  public:
   // The schema version this build writes. Older files are migrated in place
   // when opened; a file from a newer version is refused.
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
 
   // Opens (creating if needed) and migrates the database at `path`.
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
@@ -37,6 +38,11 @@ class SqliteStore final : public Store {
   absl::Status AppendAudit(const std::vector<v1::AuditEvent>& events, AuditDurability durability) override;
   absl::Status SyncAudit() override;
   absl::StatusOr<std::vector<v1::AuditEvent>> ReadAudit(int64_t after_id, int limit) override;
+  absl::Status RememberCards(const std::vector<ShownCard>& cards, absl::Time now) override;
+  absl::StatusOr<std::optional<ShownCard>> FindCard(const std::string& uuid, absl::Time now) override;
+  absl::StatusOr<std::optional<std::string>> SelectFingerprint(const std::string& select_key,
+                                                               absl::Time now) override;
+  absl::StatusOr<int64_t> ForgetCards(const std::string& patient_id) override;
 
   // The schema version of the open file.
   int schema_version() const { return schema_version_; }
@@ -51,6 +57,10 @@ class SqliteStore final : public Store {
   absl::Status UpgradeBlobs(const char* select, const char* update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status AppendAuditLocked(const std::vector<v1::AuditEvent>& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `write` (a transaction) without a flush of its own: committed, and
+  // on disk with the next synced commit or SyncAudit (WAL mode only; a file
+  // in another mode syncs every commit).
+  absl::Status UnflushedLocked(const std::function<absl::Status()>& write) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<CommitResult> CommitLocked(const PatientChange& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Deletes the patient's context and alerts and turns its events into
   // tombstones, inside the caller's transaction.

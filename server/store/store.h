@@ -18,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "vigil/store/v1/store.pb.h"
+#include "vigil/v1/alert.pb.h"
 #include "vigil/v1/alert_feed.pb.h"
 #include "vigil/v1/audit.pb.h"
 #include "vigil/v1/patient.pb.h"
@@ -74,6 +75,22 @@ struct CommitResult {
   std::vector<store::v1::StoredAlert> alerts;
 };
 
+// A CDS Hooks card the service answered with, remembered for a while so
+// that feedback can name it and order-sign does not show again what
+// order-select showed: on every server that shares the store.
+struct ShownCard {
+  std::string uuid;
+  std::string patient_id;
+  // context.userId of the hook call (the clinician who saw the card).
+  std::string user_id;
+  // Set when shown at order-select: user|patient|encounter|alert id.
+  std::string select_key;
+  // The alert's facts when shown (PatientRegistry::Fingerprint).
+  std::string fingerprint;
+  v1::Alert alert;
+  absl::Time expires;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -117,6 +134,26 @@ class Store {
 
   // Audit events with ids greater than `after_id`, at most `limit`.
   virtual absl::StatusOr<std::vector<v1::AuditEvent>> ReadAudit(int64_t after_id, int limit) = 0;
+
+  // Remembers `cards` (a card of the same uuid is replaced) and forgets
+  // every card that expired before `now`. Cards are patient data: a kDelete
+  // of their patient erases them. They are written without a flush of their
+  // own (like kCommitted audit records): a power loss may forget the last
+  // ones, which only means feedback on them is refused and order-sign shows
+  // them again.
+  virtual absl::Status RememberCards(const std::vector<ShownCard>& cards, absl::Time now) = 0;
+
+  // The card `uuid`, unless it is unknown or expired at `now`.
+  virtual absl::StatusOr<std::optional<ShownCard>> FindCard(const std::string& uuid, absl::Time now) = 0;
+
+  // The fingerprint of the card remembered last with `select_key` (shown at
+  // order-select), unless none is or it expired at `now`.
+  virtual absl::StatusOr<std::optional<std::string>> SelectFingerprint(const std::string& select_key,
+                                                                       absl::Time now) = 0;
+
+  // Erases every card of `patient_id` (as a kDelete does); how many there
+  // were. For a patient the store holds nothing else of.
+  virtual absl::StatusOr<int64_t> ForgetCards(const std::string& patient_id) = 0;
 
   // True when other servers may write the same store (replicas sharing a
   // PostgreSQL database): their events reach this server's subscribers only
