@@ -6,7 +6,8 @@
 #
 # 1. A vigil-server on a new SQLite file stores patients with the `vigil`
 #    client: an alert is acknowledged, one patient's alert resolved, one
-#    patient deleted (its events become tombstones). Its answers are saved:
+#    patient deleted (its events become tombstones); a CDS Hooks order-sign
+#    call leaves a remembered card. Its answers are saved:
 #    the patients, their alerts with history, the feed from event 0 (events
 #    1..N) and the audit trail.
 # 2. The script refuses while the server has the file open, and a missing
@@ -112,10 +113,11 @@ psql_at postgres "CREATE DATABASE migrate_target" >/dev/null || fail "cannot cre
 TARGET_URI="$(pg_uri migrate_target)"
 
 # ---------------------------------------------------------------------------
-# Starts the server with --db=$1 and log $2; sets SERVER_PID and VIGIL_ADDR.
+# Starts the server with --db=$1 and log $2; sets SERVER_PID, VIGIL_ADDR and
+# VIGIL_HTTP_PORT (its CDS Hooks listener).
 start_server() {
   local db="$1" log="$2"
-  "$SERVER_BIN" --listen=127.0.0.1:0 --kb="$KB_DIR" --db="$db" 2>"$log" &
+  "$SERVER_BIN" --listen=127.0.0.1:0 --http_listen=127.0.0.1:0 --kb="$KB_DIR" --db="$db" 2>"$log" &
   SERVER_PID=$!
   for _ in $(seq 300); do
     if grep -q '"event":"listening"' "$log"; then break; fi
@@ -126,6 +128,19 @@ start_server() {
   port="$(grep '"event":"listening"' "$log" | head -n 1 | sed -E 's/.*"port":"([0-9]+)".*/\1/')"
   [ -n "$port" ] || fail "the server did not log its port within 30 s"
   VIGIL_ADDR="127.0.0.1:$port"
+  VIGIL_HTTP_PORT="$(grep '"event":"http_listening"' "$log" | head -n 1 | sed -E 's/.*"port":"([0-9]+)".*/\1/')"
+  [ -n "$VIGIL_HTTP_PORT" ] || fail "the server did not log its HTTP port"
+}
+
+# POSTs file $2 to the CDS service $1; prints the number of cards answered.
+cds_post() {
+  python3 - "$VIGIL_HTTP_PORT" "$1" "$2" <<'PY'
+import json, sys, urllib.request
+port, service, path = sys.argv[1:]
+request = urllib.request.Request(f"http://127.0.0.1:{port}/cds-services/{service}", data=open(path, "rb").read(),
+                                 headers={"Content-Type": "application/json"})
+print(len(json.load(urllib.request.urlopen(request, timeout=20))["cards"]))
+PY
 }
 
 vigil() { "$CLIENT_BIN" --server="$VIGIL_ADDR" --timeout=20 "$@"; }
@@ -179,6 +194,9 @@ vigil patient put "$(patient_file mig-3 warfarin ibuprofen)" >/dev/null || fail 
 vigil ack "$ALERT" --user=dr-migrate --outcome=accepted >/dev/null || fail "ack $ALERT failed"
 vigil patient put "$(patient_file mig-2 warfarin)" >/dev/null || fail "the update of mig-2 failed"
 LAST="$(vigil --json patient delete mig-3 | json_field '.get("last_event_number", 0)')" || fail "delete mig-3 failed"
+CARDS="$(cds_post vigil-order-sign "$ROOT/tests/data/cds-hooks/order-sign-warfarin-ibuprofen.json")" ||
+  fail "the order-sign call failed"
+[ "$CARDS" -ge 1 ] || fail "the order-sign call answered no card"
 [ "$LAST" -ge 6 ] || fail "expected at least 6 events (3 raised, 1 acknowledged, 1 resolved, 1 erased), got $LAST"
 echo "events 1..$LAST, alert $ALERT acknowledged, mig-3 deleted"
 snapshot before
@@ -216,6 +234,8 @@ grep -Eq "^  events: $LAST rows, [0-9]+ stored bytes, largest number $LAST\$" "$
   fail "the migration did not report $LAST events up to $LAST"
 grep -q "^  counters: event_counter $LAST, audit_counter " "$WORK/migrate.out" || fail "the counters were not reported"
 grep -q '^verified: ' "$WORK/migrate.out" || fail "the migration did not report its verification"
+grep -Eq "^  cds_cards: $CARDS rows, [0-9]+ stored bytes" "$WORK/migrate.out" ||
+  fail "the migration did not report the $CARDS remembered card(s)"
 if grep -Eq 'warfarin|ibuprofen|dr-migrate' "$WORK/migrate.out" "$WORK/migrate.err"; then
   fail "the migration printed patient data"
 fi
@@ -235,6 +255,7 @@ patient_revisions;SELECT id, revision FROM patient_revisions ORDER BY id;SELECT 
 alerts;SELECT alert_id, patient_id, status, hex(data), update_time FROM alerts ORDER BY alert_id;SELECT alert_id, patient_id, status, upper(encode(data, 'hex')), update_time FROM alerts ORDER BY alert_id COLLATE "C"
 events;SELECT event_number, patient_id, type, alert_id, hex(data), event_time FROM events ORDER BY event_number;SELECT event_number, patient_id, type, alert_id, upper(encode(data, 'hex')), event_time FROM events ORDER BY event_number
 audit;SELECT * FROM audit ORDER BY id;SELECT * FROM audit ORDER BY id
+cds_cards;SELECT uuid, patient_id, user_id, select_key, fingerprint, hex(alert), expires FROM cds_cards ORDER BY uuid;SELECT uuid, patient_id, user_id, select_key, fingerprint, upper(encode(alert, 'hex')), expires FROM cds_cards ORDER BY uuid COLLATE "C"
 EOF
 else
   echo "(sqlite3 not installed: the tables are compared through the servers only)"

@@ -197,14 +197,6 @@ absl::StatusOr<v1::Patient> PatientRegistry::GetPatient(const std::string& sent_
 
 absl::StatusOr<v1::DeletePatientResponse> PatientRegistry::DeletePatient(const std::string& sent_id) {
   const std::string patient_id = ToNfc(sent_id);
-  std::function<void()> before_erase;
-  {
-    absl::MutexLock lock(&hook_mu_);
-    before_erase = before_erase_;
-  }
-  if (before_erase) {
-    before_erase();
-  }
   absl::MutexLock lock(&write_mu_);
   auto state = store_->LoadPatient(patient_id);
   if (!state.ok()) {

@@ -5,7 +5,6 @@
 #ifndef VIGIL_SERVER_FEED_REGISTRY_H_
 #define VIGIL_SERVER_FEED_REGISTRY_H_
 
-#include <functional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -44,14 +43,6 @@ class PatientRegistry {
   // Deletes a patient; their active alerts are resolved.
   absl::StatusOr<v1::DeletePatientResponse> DeletePatient(const std::string& patient_id);
 
-  // Runs `hook` at the start of every DeletePatient (null: none): the CDS
-  // Hooks service writes the cards it has queued, so that none of the
-  // patient's is written after the erasure.
-  void set_before_erase(std::function<void()> hook) {
-    absl::MutexLock lock(&hook_mu_);
-    before_erase_ = std::move(hook);
-  }
-
   // Acknowledges an alert on behalf of `agent`, the authenticated caller
   // (recorded in Acknowledgement.agent; request.user is kept as the
   // clinician the caller acts for).
@@ -85,8 +76,6 @@ class PatientRegistry {
   Store* const store_;
   const KnowledgeBaseHolder* const kb_;
   EventHub* const hub_;
-  absl::Mutex hook_mu_;
-  std::function<void()> before_erase_ ABSL_GUARDED_BY(hook_mu_);
   // Serializes writes, so that events are published in commit order.
   absl::Mutex write_mu_;
 };

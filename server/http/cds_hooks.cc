@@ -189,75 +189,7 @@ void CdsHooks::Audit(absl::string_view method, v1::AuditAction action, const std
   audit_->Record(std::move(event), nullptr);
 }
 
-void CdsHooks::Remember(std::vector<ShownCard> cards) {
-  bool post = false;
-  {
-    absl::MutexLock lock(&cards_mu_);
-    for (auto& card : cards) {
-      unwritten_.push_back(std::move(card));
-    }
-    post = !write_queued_;
-    write_queued_ = true;
-  }
-  if (post) {
-    card_writer_.Post([this] { WriteCards(); });
-  }
-}
-
-void CdsHooks::WriteCards() {
-  while (true) {
-    std::vector<ShownCard> batch;
-    {
-      absl::MutexLock lock(&cards_mu_);
-      if (unwritten_.empty()) {
-        write_queued_ = false;
-        return;
-      }
-      writing_.swap(unwritten_);
-      batch = writing_;  // lookups still read writing_ meanwhile
-    }
-    // A card that cannot be remembered was shown all the same: feedback on
-    // it is then refused, and order-sign shows it again.
-    if (auto st = store_->RememberCards(batch, absl::Now()); !st.ok()) {
-      LogError("cds_cards_not_remembered", {{"cards", std::to_string(batch.size())},
-                                            {"reason", std::string(st.message())}});
-    }
-    absl::MutexLock lock(&cards_mu_);
-    writing_.clear();
-  }
-}
-
-void CdsHooks::FlushCards() {
-  absl::MutexLock lock(&cards_mu_);
-  cards_mu_.Await(absl::Condition(
-      +[](CdsHooks* hooks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(hooks->cards_mu_) { return !hooks->write_queued_; }, this));
-}
-
-absl::StatusOr<std::optional<ShownCard>> CdsHooks::FindCard(const std::string& uuid, absl::Time now) {
-  {
-    absl::MutexLock lock(&cards_mu_);
-    for (const auto* cards : {&unwritten_, &writing_}) {  // newest first
-      for (auto it = cards->rbegin(); it != cards->rend(); ++it) {
-        if (it->uuid == uuid && it->expires > now) {
-          return std::optional<ShownCard>(*it);
-        }
-      }
-    }
-  }
-  return store_->FindCard(uuid, now);
-}
-
 bool CdsHooks::ShownAtSelect(const std::string& select_key, const std::string& fingerprint) {
-  {
-    absl::MutexLock lock(&cards_mu_);
-    for (const auto* cards : {&unwritten_, &writing_}) {  // newest first
-      for (auto it = cards->rbegin(); it != cards->rend(); ++it) {
-        if (it->select_key == select_key) {
-          return it->fingerprint == fingerprint;
-        }
-      }
-    }
-  }
   auto shown = store_->SelectFingerprint(select_key, absl::Now());
   if (!shown.ok()) {
     // Shown again rather than hidden: a repeated card is a nuisance, a
@@ -369,7 +301,12 @@ HttpReply CdsHooks::Call(absl::string_view service_id, absl::string_view body, a
     cards.push_back(std::move(card));
   }
   if (!shown.empty()) {
-    Remember(std::move(shown));
+    // The cards go out even when they cannot be remembered: feedback on them
+    // is then refused, and order-sign shows them again.
+    if (auto st = store_->RememberCards(shown, now); !st.ok()) {
+      LogError("cds_cards_not_remembered", {{"cards", std::to_string(shown.size())},
+                                            {"reason", std::string(st.message())}});
+    }
   }
   Audit(method, v1::AUDIT_ACTION_EXECUTE, *agent, peer, request->patient_id, "", absl::OkStatus());
   return JsonReply(200, {{"cards", std::move(cards)}});
@@ -462,7 +399,7 @@ HttpReply CdsHooks::Feedback(absl::string_view service_id, absl::string_view bod
   std::vector<ShownCard> shown;
   const absl::Time now = absl::Now();
   for (size_t i = 0; i < items->size(); ++i) {
-    auto card = FindCard((*items)[i].uuid, now);
+    auto card = store_->FindCard((*items)[i].uuid, now);
     if (!card.ok()) {
       return FromStatus(card.status());
     }

@@ -8,15 +8,10 @@
 
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
-#include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/common/worker.h"
 #include "server/feed/registry.h"
 #include "server/kb/holder.h"
 #include "server/security/auth.h"
@@ -71,11 +66,6 @@ class CdsHooks {
   // patient's active alerts as DetectedIssue.
   HttpReply DetectedIssues(absl::string_view patient_id, absl::string_view authorization, absl::string_view peer);
 
-  // Returns once every card shown so far is written to the store. The
-  // registry calls it before it erases a patient, so that no card of the
-  // patient is written after the erasure.
-  void FlushCards();
-
  private:
   // Who called: the token's issuer and subject, or "development".
   absl::StatusOr<std::string> Authenticate(absl::string_view service_id, absl::string_view authorization,
@@ -84,14 +74,6 @@ class CdsHooks {
   // showed these facts. When the store cannot say, false: the card is shown
   // again rather than hidden.
   bool ShownAtSelect(const std::string& select_key, const std::string& fingerprint);
-  // The card `uuid`: one not yet written, else the store's.
-  absl::StatusOr<std::optional<ShownCard>> FindCard(const std::string& uuid, absl::Time now);
-  // Queues cards for card_writer_: a hook call answers without waiting for
-  // the store's write (a transaction with its page writes, and now and then
-  // a WAL checkpoint). Lookups see them meanwhile.
-  void Remember(std::vector<ShownCard> cards);
-  // card_writer_'s task: writes what is queued, batch after batch.
-  void WriteCards();
   void Audit(absl::string_view method, v1::AuditAction action, const std::string& agent, absl::string_view peer,
              absl::string_view patient_id, absl::string_view alert_id, const absl::Status& status);
 
@@ -103,15 +85,6 @@ class CdsHooks {
   const Authenticator* const auth_;
   CdsJwtVerifier* const jwt_;
   const FhirFetch fetch_;
-
-  absl::Mutex cards_mu_;
-  // Cards shown and not yet written, oldest first; the batch being written.
-  std::vector<ShownCard> unwritten_ ABSL_GUARDED_BY(cards_mu_);
-  std::vector<ShownCard> writing_ ABSL_GUARDED_BY(cards_mu_);
-  bool write_queued_ ABSL_GUARDED_BY(cards_mu_) = false;
-  // Declared last: destroyed first, it writes what is queued before the
-  // members above go.
-  Worker card_writer_;
 };
 
 }  // namespace vigil

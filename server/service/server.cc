@@ -491,7 +491,6 @@ absl::Status Server::Parts::StartHttpListener() {
   gateway_options.tls_key = options.tls_key;
   cds_hooks = std::make_unique<CdsHooks>(hooks_options, kb.get(), registry.get(), store.get(), audit.get(), &auth,
                                          cds_jwt.get(), HttpGateway::MakeFetch(gateway_options.fetch_timeout));
-  registry->set_before_erase([hooks = cds_hooks.get()] { hooks->FlushCards(); });
   ui = std::make_unique<Ui>(UiOptions(), kb.get(), registry.get(), hub.get(), store.get(), audit.get(), &auth);
   gateway_options.routes.push_back([u = ui.get()](httplib::Server& http) { u->Register(http); });
   auto gateway = HttpGateway::Start(gateway_options, cds_hooks.get());
@@ -605,11 +604,6 @@ void Server::Stop() {
   }
   if (p.http_gateway != nullptr) {
     p.http_gateway->Stop();
-  }
-  if (p.registry != nullptr) {
-    // The CDS Hooks service goes before the registry (a task of the
-    // database worker may still delete a patient).
-    p.registry->set_before_erase(nullptr);
   }
   if (p.metrics_thread.joinable()) {
     p.metrics_http.stop();
