@@ -11,8 +11,9 @@
 //   1. the target must hold no Vigil data (no rows, counters at 0), else
 //      nothing is written;
 //   2. patients, patient_revisions, alerts, events (tombstones included),
-//      the CDS Hooks cards remembered and the audit trail are copied with COPY, every column as stored (the
-//      serialized protos byte for byte, event numbers and audit ids kept);
+//      the CDS Hooks cards remembered and the audit trail are copied with
+//      COPY, every column as stored (the serialized protos byte for byte,
+//      event numbers and audit ids kept);
 //   3. the event and audit counters are set to the copied maxima, so that
 //      the next commit numbers event N+1 and audit record M+1;
 //   4. per table, the row count, the stored bytes and the largest number

@@ -506,6 +506,26 @@ absl::Status PostgresStore::CommitTransactionLocked(const char* what) {
   return committed.status();
 }
 
+absl::Status PostgresStore::TransactionLocked(const char* begin_what, const char* commit_what, bool unflushed,
+                                              const std::function<absl::Status()>& body) {
+  if (auto st = BeginLocked(begin_what); !st.ok()) {
+    return st;
+  }
+  if (unflushed) {
+    // This transaction's COMMIT returns without waiting for its WAL flush;
+    // the WAL writer, or the next synchronous commit, flushes it.
+    if (auto set = Run(begin_what, "SET LOCAL synchronous_commit TO off"); !set.ok()) {
+      RollbackLocked();
+      return set.status();
+    }
+  }
+  if (auto st = body(); !st.ok()) {
+    RollbackLocked();
+    return st;
+  }
+  return CommitTransactionLocked(commit_what);
+}
+
 void PostgresStore::RollbackLocked() {
   if (PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) != PQTRANS_IDLE) {
     PQclear(PQexec(conn_, "ROLLBACK"));
@@ -513,14 +533,9 @@ void PostgresStore::RollbackLocked() {
 }
 
 absl::Status PostgresStore::MigrateLocked() {
-  if (auto st = BeginLocked("cannot start the schema migration"); !st.ok()) {
-    return st;
-  }
-  if (auto st = MigrateInTransactionLocked(); !st.ok()) {
-    RollbackLocked();
-    return st;
-  }
-  return CommitTransactionLocked("cannot commit the schema migration");
+  return TransactionLocked("cannot start the schema migration", "cannot commit the schema migration",
+                           /*unflushed=*/false,
+                           [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return MigrateInTransactionLocked(); });
 }
 
 absl::Status PostgresStore::MigrateInTransactionLocked() {
@@ -602,15 +617,13 @@ absl::StatusOr<PatientState> PostgresStore::LoadPatient(const std::string& patie
 
 absl::StatusOr<CommitResult> PostgresStore::Commit(const PatientChange& change) {
   absl::MutexLock lock(&mu_);
-  if (auto st = BeginLocked("cannot start the commit"); !st.ok()) {
-    return st;
-  }
-  auto result = CommitLocked(change);
-  if (!result.ok()) {
-    RollbackLocked();
-    return result.status();
-  }
-  if (auto st = CommitTransactionLocked("cannot commit the change"); !st.ok()) {
+  absl::StatusOr<CommitResult> result;
+  if (auto st = TransactionLocked("cannot start the commit", "cannot commit the change", /*unflushed=*/false,
+                                  [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                    result = CommitLocked(change);
+                                    return result.status();
+                                  });
+      !st.ok()) {
     return st;
   }
   return result;
@@ -860,35 +873,14 @@ absl::Status PostgresStore::AppendAudit(const std::vector<v1::AuditEvent>& event
     return absl::OkStatus();
   }
   absl::MutexLock lock(&mu_);
-  if (auto st = BeginLocked("cannot start the audit transaction"); !st.ok()) {
-    return st;
-  }
-  if (durability == AuditDurability::kCommitted) {
-    // This transaction's COMMIT returns without waiting for its WAL flush;
-    // the WAL writer, or the next synchronous commit, flushes it.
-    if (auto set = Run("cannot start the audit transaction", "SET LOCAL synchronous_commit TO off"); !set.ok()) {
-      RollbackLocked();
-      return set.status();
-    }
-  }
-  if (auto st = AppendAuditLocked(events); !st.ok()) {
-    RollbackLocked();
-    return st;
-  }
-  return CommitTransactionLocked("cannot commit to the audit trail");
+  return TransactionLocked("cannot start the audit transaction", "cannot commit to the audit trail",
+                           durability == AuditDurability::kCommitted,
+                           [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return AppendAuditLocked(events); });
 }
 
 absl::Status PostgresStore::RememberCards(const std::vector<ShownCard>& cards, absl::Time now) {
   absl::MutexLock lock(&mu_);
-  if (auto st = BeginLocked("cannot remember cards"); !st.ok()) {
-    return st;
-  }
-  // Without waiting for the WAL flush, as audit records of checks (see
-  // Store::RememberCards).
   auto write = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
-    if (auto set = Run("cannot remember cards", "SET LOCAL synchronous_commit TO off"); !set.ok()) {
-      return set.status();
-    }
     if (auto forgot = Run("cannot forget expired cards", "DELETE FROM cds_cards WHERE expires <= $1",
                           PgParams().Int(absl::ToUnixMicros(now)));
         !forgot.ok()) {
@@ -915,11 +907,9 @@ absl::Status PostgresStore::RememberCards(const std::vector<ShownCard>& cards, a
     }
     return absl::OkStatus();
   };
-  if (auto st = write(); !st.ok()) {
-    RollbackLocked();
-    return st;
-  }
-  return CommitTransactionLocked("cannot remember cards");
+  // Without waiting for the WAL flush, as audit records of checks (see
+  // Store::RememberCards).
+  return TransactionLocked("cannot remember cards", "cannot remember cards", /*unflushed=*/true, write);
 }
 
 absl::StatusOr<std::optional<ShownCard>> PostgresStore::FindCard(const std::string& uuid, absl::Time now) {

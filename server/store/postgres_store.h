@@ -9,6 +9,7 @@
 #ifndef VIGIL_SERVER_STORE_POSTGRES_STORE_H_
 #define VIGIL_SERVER_STORE_POSTGRES_STORE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -92,6 +93,11 @@ class PostgresStore final : public Store {
   absl::Status BeginLocked(const char* what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CommitTransactionLocked(const char* what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RollbackLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `body` in one transaction: committed when it returns OK, rolled
+  // back when it fails. `unflushed`: the COMMIT does not wait for the WAL
+  // flush (synchronous_commit off for this transaction only).
+  absl::Status TransactionLocked(const char* begin_what, const char* commit_what, bool unflushed,
+                                 const std::function<absl::Status()>& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Status MigrateLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MigrateInTransactionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

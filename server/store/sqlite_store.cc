@@ -505,16 +505,12 @@ absl::StatusOr<PatientState> SqliteStore::LoadPatient(const std::string& patient
 
 absl::StatusOr<CommitResult> SqliteStore::Commit(const PatientChange& change) {
   absl::MutexLock lock(&mu_);
-  if (auto st = Exec("BEGIN IMMEDIATE"); !st.ok()) {
-    return st;
-  }
-  auto result = CommitLocked(change);
-  if (!result.ok()) {
-    Exec("ROLLBACK").IgnoreError();
-    return result.status();
-  }
-  if (auto st = Exec("COMMIT"); !st.ok()) {
-    Exec("ROLLBACK").IgnoreError();
+  absl::StatusOr<CommitResult> result;
+  if (auto st = TransactionLocked([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        result = CommitLocked(change);
+        return result.status();
+      });
+      !st.ok()) {
     return st;
   }
   if (change.op == PatientChange::Op::kDelete) {
@@ -742,38 +738,44 @@ absl::Status SqliteStore::UnflushedLocked(const std::function<absl::Status()>& w
   return written;
 }
 
+absl::Status SqliteStore::TransactionLocked(const std::function<absl::Status()>& body) {
+  if (auto st = Exec("BEGIN IMMEDIATE"); !st.ok()) {
+    return st;
+  }
+  if (auto st = body(); !st.ok()) {
+    Exec("ROLLBACK").IgnoreError();
+    return st;
+  }
+  if (auto st = Exec("COMMIT"); !st.ok()) {
+    Exec("ROLLBACK").IgnoreError();
+    return st;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SqliteStore::RememberCards(const std::vector<ShownCard>& cards, absl::Time now) {
   absl::MutexLock lock(&mu_);
-  return UnflushedLocked([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (auto st = Exec("BEGIN IMMEDIATE"); !st.ok()) {
-      return st;
+  auto write = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+    Statement forget(statements_.get(), "DELETE FROM cds_cards WHERE expires <= ?");
+    forget.Bind(1, absl::ToUnixMicros(now));
+    if (const int rc = forget.Step(); rc != SQLITE_DONE) {
+      return StatusFor(rc, db_, path_, "cannot forget expired cards");
     }
-    auto write = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
-      Statement forget(statements_.get(), "DELETE FROM cds_cards WHERE expires <= ?");
-      forget.Bind(1, absl::ToUnixMicros(now));
-      if (const int rc = forget.Step(); rc != SQLITE_DONE) {
-        return StatusFor(rc, db_, path_, "cannot forget expired cards");
+    Statement insert(statements_.get(),
+                     "INSERT OR REPLACE INTO cds_cards(uuid, patient_id, user_id, select_key, fingerprint, alert, "
+                     "expires) VALUES(?, ?, ?, ?, ?, ?, ?)");
+    for (const ShownCard& card : cards) {
+      insert.Reset();
+      insert.Bind(1, card.uuid).Bind(2, card.patient_id).Bind(3, card.user_id).Bind(4, card.select_key)
+          .Bind(5, card.fingerprint).BindBlob(6, card.alert.SerializeAsString())
+          .Bind(7, absl::ToUnixMicros(card.expires));
+      if (const int rc = insert.Step(); rc != SQLITE_DONE) {
+        return StatusFor(rc, db_, path_, "cannot remember a card");
       }
-      Statement insert(statements_.get(),
-                       "INSERT OR REPLACE INTO cds_cards(uuid, patient_id, user_id, select_key, fingerprint, alert, "
-                       "expires) VALUES(?, ?, ?, ?, ?, ?, ?)");
-      for (const ShownCard& card : cards) {
-        insert.Reset();
-        insert.Bind(1, card.uuid).Bind(2, card.patient_id).Bind(3, card.user_id).Bind(4, card.select_key)
-            .Bind(5, card.fingerprint).BindBlob(6, card.alert.SerializeAsString())
-            .Bind(7, absl::ToUnixMicros(card.expires));
-        if (const int rc = insert.Step(); rc != SQLITE_DONE) {
-          return StatusFor(rc, db_, path_, "cannot remember a card");
-        }
-      }
-      return Exec("COMMIT");
-    };
-    absl::Status status = write();
-    if (!status.ok()) {
-      Exec("ROLLBACK").IgnoreError();
     }
-    return status;
-  });
+    return absl::OkStatus();
+  };
+  return UnflushedLocked([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return TransactionLocked(write); });
 }
 
 absl::StatusOr<std::optional<ShownCard>> SqliteStore::FindCard(const std::string& uuid, absl::Time now) {
@@ -829,30 +831,24 @@ absl::StatusOr<std::optional<std::string>> SqliteStore::SelectFingerprint(const 
 }
 
 absl::Status SqliteStore::AppendAuditLocked(const std::vector<v1::AuditEvent>& events) {
-  if (auto st = Exec("BEGIN IMMEDIATE"); !st.ok()) {
-    return st;
-  }
-  const std::string now = Now();
-  // Prepared once for the batch (a group commit can hold a thousand records).
-  Statement insert(statements_.get(), "INSERT INTO audit(recorded_time, action, method, agent, peer, patient_id, outcome, alert_id, "
-                        "access_time, certificate_subject) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-  for (const auto& e : events) {
-    insert.Reset();
-    insert.Bind(1, now).Bind(2, AuditActionCode(e.action())).Bind(3, e.method()).Bind(4, e.agent())
-        .Bind(5, e.peer()).Bind(6, e.patient_id()).Bind(7, google::rpc::Code_Name(e.outcome()))
-        .Bind(8, e.alert_id()).Bind(9, e.has_access_time() ? Rfc3339(FromTimestamp(e.access_time())) : now)
-        .Bind(10, e.certificate_subject());
-    if (const int rc = insert.Step(); rc != SQLITE_DONE) {
-      auto status = StatusFor(rc, db_, path_, "cannot append to the audit trail");
-      Exec("ROLLBACK").IgnoreError();
-      return status;
+  return TransactionLocked([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+    const std::string now = Now();
+    // Prepared once for the batch (a group commit can hold a thousand records).
+    Statement insert(statements_.get(), "INSERT INTO audit(recorded_time, action, method, agent, peer, patient_id, "
+                                        "outcome, alert_id, access_time, certificate_subject) "
+                                        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    for (const auto& e : events) {
+      insert.Reset();
+      insert.Bind(1, now).Bind(2, AuditActionCode(e.action())).Bind(3, e.method()).Bind(4, e.agent())
+          .Bind(5, e.peer()).Bind(6, e.patient_id()).Bind(7, google::rpc::Code_Name(e.outcome()))
+          .Bind(8, e.alert_id()).Bind(9, e.has_access_time() ? Rfc3339(FromTimestamp(e.access_time())) : now)
+          .Bind(10, e.certificate_subject());
+      if (const int rc = insert.Step(); rc != SQLITE_DONE) {
+        return StatusFor(rc, db_, path_, "cannot append to the audit trail");
+      }
     }
-  }
-  if (auto st = Exec("COMMIT"); !st.ok()) {
-    Exec("ROLLBACK").IgnoreError();
-    return st;
-  }
-  return absl::OkStatus();
+    return absl::OkStatus();
+  });
 }
 
 absl::Status SqliteStore::SyncAudit() {

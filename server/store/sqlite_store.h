@@ -57,6 +57,9 @@ class SqliteStore final : public Store {
   absl::Status UpgradeBlobs(const char* select, const char* update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status AppendAuditLocked(const std::vector<v1::AuditEvent>& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `body` in one write transaction: committed when it returns OK,
+  // rolled back when it or the commit fails.
+  absl::Status TransactionLocked(const std::function<absl::Status()>& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs `write` (a transaction) without a flush of its own: committed, and
   // on disk with the next synced commit or SyncAudit (WAL mode only; a file
   // in another mode syncs every commit).
